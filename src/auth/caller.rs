@@ -1,0 +1,98 @@
+//! The validated caller and how its token is taken from the request.
+
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+use crate::error::ApiError;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// The caller's raw access token, kept opaque: it is only ever sent to Entra as the OBO assertion.
+#[derive(Clone)]
+pub struct Assertion(Arc<str>);
+
+impl Assertion {
+    /// Wraps a raw token.
+    pub fn new(token: &str) -> Assertion {
+        Assertion(token.into())
+    }
+
+    /// The raw token, for the token request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Assertion([redacted])")
+    }
+}
+
+/// A caller whose token passed validation.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Tenant id (`tid`).
+    pub tenant_id: String,
+    /// The signed-in user's object id (`oid`).
+    pub object_id: String,
+    /// The user's sign-in name, when the token carries one.
+    pub username: Option<String>,
+    /// The calling application's client id (`azp` or `appid`).
+    pub client_app_id: String,
+    /// Delegated scopes granted to the calling app (`scp`).
+    pub scopes: Vec<String>,
+    /// The raw token, for the On-Behalf-Of exchange.
+    pub assertion: Assertion,
+}
+
+/// Takes the bearer token from the request, refusing every other place a token could hide.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let query = req.query_string();
+    if query.split('&').any(|kv| {
+        let k = kv.split('=').next().unwrap_or("");
+        k.eq_ignore_ascii_case("access_token") || k.eq_ignore_ascii_case("access%5Ftoken")
+    }) {
+        return Err(ApiError::InvalidRequest(
+            "tokens in the query string are not accepted: send `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    for cookie in req.headers().get_all(header::COOKIE) {
+        let text = String::from_utf8_lossy(cookie.as_bytes()).to_ascii_lowercase();
+        if text.split(';').any(|c| c.split('=').next().unwrap_or("").trim().contains("token")) {
+            return Err(ApiError::InvalidRequest(
+                "tokens in cookies are not accepted: send `Authorization: Bearer <token>`".into(),
+            ));
+        }
+    }
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Err(ApiError::MissingToken);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidRequest("send exactly one Authorization header".into()));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidRequest("the Authorization header is not ASCII".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::InvalidRequest(
+            "the Authorization header must use the Bearer scheme".into(),
+        ));
+    }
+    let token = token.trim();
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::InvalidToken(format!("the token is longer than {MAX_TOKEN_LEN} bytes")));
+    }
+    let token68 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+    if token.is_empty() || !token.bytes().all(token68) {
+        return Err(ApiError::InvalidRequest(
+            "the Authorization header must be `Bearer <token>` with a single token".into(),
+        ));
+    }
+    Ok(token)
+}

@@ -1,0 +1,9 @@
+//! Who is calling: the bearer token, validated against the tenant's keys and the gateway's rules.
+
+pub mod caller;
+pub mod jwks;
+pub mod validate;
+
+pub use caller::{Assertion, Caller, bearer_token};
+pub use jwks::KeyStore;
+pub use validate::TokenValidator;

@@ -1,0 +1,185 @@
+//! Access-token validation: RS256 pinned, key chosen only by `kid` from the tenant's JWKS, exact
+//! issuer and single-string audience, required `exp`/`nbf`, bounded lifetime, delegated scopes,
+//! allowed callers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use super::caller::{Assertion, Caller, MAX_TOKEN_LEN};
+use super::jwks::KeyStore;
+use crate::config::Config;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+struct Claims {
+    aud: serde_json::Value,
+    exp: u64,
+    nbf: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    tid: Option<String>,
+    #[serde(default)]
+    oid: Option<String>,
+    #[serde(default)]
+    scp: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    appid: Option<String>,
+    #[serde(default)]
+    preferred_username: Option<String>,
+    #[serde(default)]
+    upn: Option<String>,
+}
+
+/// Validates caller tokens.
+pub struct TokenValidator {
+    keys: Arc<KeyStore>,
+    audiences: Vec<String>,
+    graph_audiences: Vec<String>,
+    leeway: u64,
+    max_lifetime: u64,
+    required_scopes: Vec<String>,
+    allowed_clients: Option<HashSet<String>>,
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::InvalidToken(msg.into())
+}
+
+impl TokenValidator {
+    /// Builds a validator over the shared key store.
+    pub fn new(config: &Config, keys: Arc<KeyStore>) -> TokenValidator {
+        TokenValidator {
+            keys,
+            audiences: vec![config.client_id.clone(), config.app_id_uri.clone()],
+            graph_audiences: config.graph_audiences(),
+            leeway: config.clock_skew_secs,
+            max_lifetime: config.max_token_lifetime_secs,
+            required_scopes: config.required_scopes.clone(),
+            allowed_clients: config.allowed_client_ids.clone(),
+        }
+    }
+
+    /// Validates `token` and returns the caller it names.
+    pub async fn validate(&self, token: &str) -> Result<Caller, ApiError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(invalid("the token is too long"));
+        }
+        match token.bytes().filter(|b| *b == b'.').count() {
+            2 => {}
+            4 => return Err(invalid("encrypted tokens (JWE) are not accepted")),
+            _ => return Err(invalid("the token is not a signed JWT (header.payload.signature)")),
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| invalid("the token header is malformed or names an unsupported algorithm"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(invalid(format!("algorithm {:?} is not accepted: tokens must be RS256", header.alg)));
+        }
+        if header.crit.is_some() {
+            return Err(invalid("tokens with a `crit` header are not accepted"));
+        }
+        let kid = header.kid.as_deref().ok_or_else(|| invalid("the token names no signing key (kid)"))?;
+        if kid.is_empty() || kid.len() > 256 {
+            return Err(invalid("the token's signing key (kid) is not one of the tenant's keys"));
+        }
+        if !self.keys.is_loaded() {
+            return Err(ApiError::NotReady("the tenant's signing keys are not loaded yet".into()));
+        }
+        let key = self
+            .keys
+            .key_or_refresh(kid)
+            .await
+            .ok_or_else(|| invalid("the token's signing key (kid) is not one of the tenant's keys"))?;
+        let issuers = self.keys.current().map(|s| s.issuers.clone()).unwrap_or_default();
+
+        let mut v = Validation::new(Algorithm::RS256);
+        v.leeway = self.leeway;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+        v.set_audience(&self.audiences);
+        v.set_issuer(&issuers);
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| self.explain(token, e.kind()))?;
+        let c = data.claims;
+
+        if !c.aud.is_string() {
+            return Err(invalid("the token's `aud` must be a single string naming this gateway"));
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let over_max = c.exp.saturating_sub(now) > self.max_lifetime + self.leeway
+            || c.iat.is_some_and(|iat| c.exp.saturating_sub(iat) > self.max_lifetime)
+            || c.exp.saturating_sub(c.nbf) > self.max_lifetime + self.leeway;
+        if over_max {
+            return Err(invalid(format!("the token's lifetime exceeds the maximum of {} seconds", self.max_lifetime)));
+        }
+
+        let scp = match c.scp {
+            Some(s) if !s.trim().is_empty() => s,
+            _ => return Err(ApiError::UserTokenRequired),
+        };
+        let scopes: Vec<String> = scp.split_whitespace().map(str::to_owned).collect();
+        let missing: Vec<&str> = self
+            .required_scopes
+            .iter()
+            .filter(|r| !scopes.iter().any(|s| s == *r))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::InsufficientScope { scope: missing.join(" ") });
+        }
+        let client = c
+            .azp
+            .or(c.appid)
+            .ok_or_else(|| invalid("the token names no calling application (azp/appid)"))?;
+        if let Some(allowed) = &self.allowed_clients
+            && !allowed.contains(&client.to_ascii_lowercase())
+        {
+            return Err(ApiError::CallerNotAllowed(format!(
+                "the calling application {client} is not allowed to use this gateway"
+            )));
+        }
+        let object_id = c.oid.ok_or_else(|| invalid("the token names no user object id (oid)"))?;
+        let tenant_id = c.tid.ok_or_else(|| invalid("the token names no tenant (tid)"))?;
+        Ok(Caller {
+            tenant_id,
+            object_id,
+            username: c.preferred_username.or(c.upn),
+            client_app_id: client,
+            scopes,
+            assertion: Assertion::new(token),
+        })
+    }
+
+    /// Turns a jsonwebtoken failure into a message that says what to fix.
+    fn explain(&self, token: &str, kind: &ErrorKind) -> ApiError {
+        match kind {
+            ErrorKind::ExpiredSignature => invalid("the token has expired"),
+            ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)"),
+            ErrorKind::InvalidSignature => invalid("the token's signature is invalid"),
+            ErrorKind::InvalidIssuer => invalid("the token was not issued by this gateway's tenant"),
+            ErrorKind::MissingRequiredClaim(c) => invalid(format!("the token has no `{c}` claim")),
+            ErrorKind::InvalidAudience => {
+                let aud = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+                    .ok()
+                    .and_then(|d| d.claims.get("aud").cloned());
+                let is_graph = aud
+                    .as_ref()
+                    .and_then(|a| a.as_str())
+                    .is_some_and(|a| self.graph_audiences.iter().any(|g| g.eq_ignore_ascii_case(a)));
+                if is_graph {
+                    invalid("the token's audience is Microsoft Graph: request a token for this gateway's App ID URI instead")
+                } else {
+                    invalid("the token's audience is not this gateway")
+                }
+            }
+            ErrorKind::InvalidAlgorithm => invalid("algorithm not accepted: tokens must be RS256"),
+            _ => invalid("the token is malformed"),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Uploads a photo to Graph: retries on 429/503/504 honouring `Retry-After`, exponential backoff
+//! with jitter otherwise, all within one deadline; Graph's errors translated per the errors table.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rand::Rng;
+use reqwest::header;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::{ApiError, GraphErrorInfo, retry_after_secs};
+use crate::metrics;
+use crate::token::obo::parse_retry_after;
+
+/// Largest Graph error body read; the rest is ignored.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// One upload to send.
+pub struct GraphUpload<'a> {
+    /// PUT or PATCH, as the caller sent it.
+    pub method: Method,
+    /// Path below `/v1.0`, already encoded.
+    pub path: &'a str,
+    /// The JPEG bytes.
+    pub body: Bytes,
+    /// The id Graph will log for this request.
+    pub client_request_id: &'a str,
+    /// W3C trace context to propagate, if the caller sent one.
+    pub traceparent: Option<&'a str>,
+}
+
+/// How an upload failed.
+#[derive(Debug)]
+pub enum GraphFailure {
+    /// Graph refused the token: the caller should get a fresh one (with these claims) and retry.
+    Unauthorized {
+        /// CAE claims challenge from Graph's `WWW-Authenticate`, decoded.
+        claims: Option<String>,
+        /// Graph's answer.
+        info: GraphErrorInfo,
+    },
+    /// Anything else, ready for the caller.
+    Failed(ApiError),
+}
+
+/// The Graph client.
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    attempt_timeout: Duration,
+    deadline: Duration,
+    max_retries: u32,
+}
+
+#[derive(Deserialize)]
+struct GraphErrorBody {
+    error: GraphErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct GraphErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "innerError", alias = "innererror")]
+    inner: Option<InnerError>,
+}
+
+#[derive(Deserialize)]
+struct InnerError {
+    #[serde(default, rename = "request-id")]
+    request_id: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+}
+
+/// Backoff before retry `attempt` (0-based): 0.5 s doubling, capped at 8 s, plus up to 50 % jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(4)).min(Duration::from_secs(8));
+    let jitter = rand::rng().random_range(0.0..0.5);
+    base.mul_f64(1.0 + jitter)
+}
+
+fn header_str(headers: &header::HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Extracts and decodes `claims="…"` from a Bearer challenge.
+fn challenge_claims(headers: &header::HeaderMap) -> Option<String> {
+    let v = headers.get(header::WWW_AUTHENTICATE)?.to_str().ok()?;
+    let start = v.find("claims=\"")? + "claims=\"".len();
+    let end = v[start..].find('"')? + start;
+    let raw = &v[start..end];
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+impl GraphClient {
+    /// Builds the client for `{base}/v1.0`.
+    pub fn new(http: reqwest::Client, graph_base: &str, attempt_timeout: Duration, deadline: Duration, max_retries: u32) -> GraphClient {
+        GraphClient {
+            http,
+            base: format!("{}/v1.0", graph_base.trim_end_matches('/')),
+            attempt_timeout,
+            deadline,
+            max_retries,
+        }
+    }
+
+    /// Sends the upload, retrying what may be retried; returns Graph's `request-id`.
+    pub async fn upload(&self, up: &GraphUpload<'_>, token: &SecretString) -> Result<Option<String>, GraphFailure> {
+        let url = format!("{}{}", self.base, up.path);
+        let started = Instant::now();
+        let deadline = started + self.deadline;
+        let mut attempt = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(GraphFailure::Failed(ApiError::GraphTimeout(
+                    "Microsoft Graph did not accept the photo within the gateway's deadline".into(),
+                )));
+            }
+            let mut req = self
+                .http
+                .request(up.method.clone(), &url)
+                .timeout(self.attempt_timeout.min(remaining))
+                .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .header("client-request-id", up.client_request_id)
+                .header("return-client-request-id", "true")
+                .body(up.body.clone());
+            if let Some(tp) = up.traceparent {
+                req = req.header("traceparent", tp);
+            }
+            let sent = Instant::now();
+            let result = req.send().await;
+            let (status, retry_after, failure) = match result {
+                Err(e) if e.is_timeout() => {
+                    metrics::graph_call("timeout", sent.elapsed());
+                    return Err(GraphFailure::Failed(ApiError::GraphTimeout(
+                        "Microsoft Graph did not answer within the deadline".into(),
+                    )));
+                }
+                Err(e) if e.is_connect() => {
+                    metrics::graph_call("connect_error", sent.elapsed());
+                    (None, None, ApiError::GraphUnreachable("Microsoft Graph could not be reached (connection refused or failed)".into()))
+                }
+                Err(_) => {
+                    metrics::graph_call("reset", sent.elapsed());
+                    return Err(GraphFailure::Failed(ApiError::GraphUnreachable(
+                        "the connection to Microsoft Graph was reset before it answered".into(),
+                    )));
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    metrics::graph_call(status.as_str(), sent.elapsed());
+                    if status.is_success() {
+                        return Ok(header_str(resp.headers(), "request-id"));
+                    }
+                    let retry_after = parse_retry_after(resp.headers().get(header::RETRY_AFTER));
+                    let claims = challenge_claims(resp.headers());
+                    let info = read_error(resp, up.client_request_id).await;
+                    if status == StatusCode::UNAUTHORIZED {
+                        return Err(GraphFailure::Unauthorized { claims, info });
+                    }
+                    let failure = classify(status, info, retry_after);
+                    if !matches!(status.as_u16(), 429 | 503 | 504) {
+                        return Err(GraphFailure::Failed(failure));
+                    }
+                    (Some(status), retry_after, failure)
+                }
+            };
+            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+            let fits = Instant::now() + wait < deadline;
+            if attempt >= self.max_retries || !fits {
+                return Err(GraphFailure::Failed(failure));
+            }
+            attempt += 1;
+            metrics::graph_retry();
+            tracing::info!(status = status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, "retrying Graph upload");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphErrorInfo {
+    let status = resp.status().as_u16();
+    let header_request_id = header_str(resp.headers(), "request-id");
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let parsed = serde_json::from_slice::<GraphErrorBody>(&body).ok().map(|b| b.error);
+    let (code, message, inner) = match parsed {
+        Some(e) => (e.code, e.message, e.inner),
+        None => (None, None, None),
+    };
+    let (inner_rid, date) = inner.map(|i| (i.request_id, i.date)).unwrap_or((None, None));
+    GraphErrorInfo {
+        status,
+        code,
+        message,
+        request_id: header_request_id.or(inner_rid),
+        client_request_id: Some(client_request_id.to_owned()),
+        date,
+    }
+}
+
+fn classify(status: StatusCode, info: GraphErrorInfo, retry_after: Option<Duration>) -> ApiError {
+    let what = info.code.clone().unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    match status.as_u16() {
+        429 | 503 | 504 => ApiError::GraphUnavailable {
+            detail: format!("Microsoft Graph is throttling or unavailable ({what}); retry later"),
+            retry_after: retry_after.map(retry_after_secs).unwrap_or(5),
+            graph: info,
+        },
+        400..=499 => ApiError::GraphRejected {
+            detail: match &info.message {
+                Some(m) => format!("Microsoft Graph refused the photo ({what}): {m}"),
+                None => format!("Microsoft Graph refused the photo ({what})"),
+            },
+            graph: info,
+        },
+        _ => ApiError::GraphError { detail: format!("Microsoft Graph failed ({what})"), graph: info },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) >= Duration::from_millis(500) && backoff(0) <= Duration::from_millis(750));
+        assert!(backoff(10) <= Duration::from_secs(12));
+    }
+
+    #[test]
+    fn claims_challenge_is_decoded() {
+        let mut h = header::HeaderMap::new();
+        let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(claims);
+        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&format!("Bearer realm=\"\", error=\"insufficient_claims\", claims=\"{b64}\"")).unwrap());
+        assert_eq!(challenge_claims(&h).as_deref(), Some(claims));
+    }
+}

@@ -1,0 +1,7 @@
+//! Microsoft Graph: which photo a request addresses, and the client that uploads it.
+
+pub mod client;
+pub mod target;
+
+pub use client::{GraphClient, GraphFailure, GraphUpload};
+pub use target::{PhotoTarget, TargetError};

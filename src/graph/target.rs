@@ -1,0 +1,236 @@
+//! The seven photo targets: parsed from the request path exactly as Graph parses it, and turned
+//! back into a safely encoded Graph path.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::config::TargetScopes;
+
+/// Everything but RFC 3986 unreserved characters and `@` is encoded in an id segment, so that
+/// `#`, `?`, `%` and friends can never change the meaning of the Graph URL.
+const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
+/// Which of Graph's seven photo update paths a request addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhotoTarget {
+    /// `/me/photo/$value`
+    Me,
+    /// `/users/{user}/photo/$value`
+    User {
+        /// Object id or userPrincipalName.
+        user: String,
+    },
+    /// `/groups/{group}/photo/$value`
+    Group {
+        /// Group object id.
+        group: String,
+    },
+    /// `/me/contacts/{contact}/photo/$value` and `/me/contactfolders/{folder}/contacts/{contact}/photo/$value`
+    MyContact {
+        /// Contact folder id, if addressed through a folder.
+        folder: Option<String>,
+        /// Contact id.
+        contact: String,
+    },
+    /// `/users/{user}/contacts/{contact}/photo/$value` and the contact-folder form.
+    UserContact {
+        /// Object id or userPrincipalName of the mailbox owner.
+        user: String,
+        /// Contact folder id, if addressed through a folder.
+        folder: Option<String>,
+        /// Contact id.
+        contact: String,
+    },
+}
+
+/// Why a path could not be turned into a target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TargetError {
+    /// Not one of the seven paths.
+    NoSuchRoute,
+    /// One of the seven shapes, but an id is unacceptable.
+    InvalidId(String),
+}
+
+/// Decodes one segment; `None` when it is not UTF-8.
+fn decode(seg: &str) -> Option<std::borrow::Cow<'_, str>> {
+    percent_decode_str(seg).decode_utf8().ok()
+}
+
+fn literal(seg: &str, want: &str) -> bool {
+    decode(seg).is_some_and(|s| s.eq_ignore_ascii_case(want))
+}
+
+/// Checks a decoded id: not empty, not `.`/`..`, no `/`, `\` or control characters.
+pub fn validate_id(what: &str, raw: &str) -> Result<String, TargetError> {
+    let id = decode(raw)
+        .ok_or_else(|| TargetError::InvalidId(format!("the {what} id is not valid UTF-8 after percent-decoding")))?;
+    if id.is_empty() {
+        return Err(TargetError::InvalidId(format!("the {what} id is empty")));
+    }
+    if id == "." || id == ".." {
+        return Err(TargetError::InvalidId(format!("the {what} id may not be `.` or `..`")));
+    }
+    if let Some(c) = id.chars().find(|c| *c == '/' || *c == '\\' || c.is_control()) {
+        let shown = if c.is_control() { format!("U+{:04X}", c as u32) } else { c.to_string() };
+        return Err(TargetError::InvalidId(format!(
+            "the {what} id may not contain {shown} (after percent-decoding)"
+        )));
+    }
+    Ok(id.into_owned())
+}
+
+impl PhotoTarget {
+    /// Parses a raw (still percent-encoded) request path such as `/v1.0/users/x/photo/%24value`.
+    pub fn parse(path: &str) -> Result<PhotoTarget, TargetError> {
+        let rest = path.strip_prefix('/').ok_or(TargetError::NoSuchRoute)?;
+        let segs: Vec<&str> = rest.split('/').collect();
+        let n = segs.len();
+        if n < 4 || !literal(segs[0], "v1.0") {
+            return Err(TargetError::NoSuchRoute);
+        }
+        if !literal(segs[n - 2], "photo") || !literal(segs[n - 1], "$value") {
+            return Err(TargetError::NoSuchRoute);
+        }
+        let mid = &segs[1..n - 2];
+        let is = |i: usize, w: &str| literal(mid[i], w);
+        // Shapes are matched on the literal segments first, so an id that happens to be named
+        // like a keyword (a user called `contacts`) still lands in the right place.
+        match mid.len() {
+            1 if is(0, "me") => Ok(PhotoTarget::Me),
+            2 if is(0, "users") => Ok(PhotoTarget::User { user: validate_id("user", mid[1])? }),
+            2 if is(0, "groups") => Ok(PhotoTarget::Group { group: validate_id("group", mid[1])? }),
+            3 if is(0, "me") && is(1, "contacts") => Ok(PhotoTarget::MyContact {
+                folder: None,
+                contact: validate_id("contact", mid[2])?,
+            }),
+            4 if is(0, "users") && is(2, "contacts") => Ok(PhotoTarget::UserContact {
+                user: validate_id("user", mid[1])?,
+                folder: None,
+                contact: validate_id("contact", mid[3])?,
+            }),
+            5 if is(0, "me") && is(1, "contactfolders") && is(3, "contacts") => {
+                Ok(PhotoTarget::MyContact {
+                    folder: Some(validate_id("contact folder", mid[2])?),
+                    contact: validate_id("contact", mid[4])?,
+                })
+            }
+            6 if is(0, "users") && is(2, "contactfolders") && is(4, "contacts") => {
+                Ok(PhotoTarget::UserContact {
+                    user: validate_id("user", mid[1])?,
+                    folder: Some(validate_id("contact folder", mid[3])?),
+                    contact: validate_id("contact", mid[5])?,
+                })
+            }
+            _ => Err(TargetError::NoSuchRoute),
+        }
+    }
+
+    /// The Graph path below `/v1.0`, ids percent-encoded, e.g. `/users/a%23EXT%23@b/photo/$value`.
+    pub fn graph_path(&self) -> String {
+        let enc = |s: &str| utf8_percent_encode(s, ID_SEGMENT).to_string();
+        let contact_part = |folder: &Option<String>, contact: &str| match folder {
+            Some(f) => format!("/contactFolders/{}/contacts/{}", enc(f), enc(contact)),
+            None => format!("/contacts/{}", enc(contact)),
+        };
+        let base = match self {
+            PhotoTarget::Me => "/me".to_owned(),
+            PhotoTarget::User { user } => format!("/users/{}", enc(user)),
+            PhotoTarget::Group { group } => format!("/groups/{}", enc(group)),
+            PhotoTarget::MyContact { folder, contact } => {
+                format!("/me{}", contact_part(folder, contact))
+            }
+            PhotoTarget::UserContact { user, folder, contact } => {
+                format!("/users/{}{}", enc(user), contact_part(folder, contact))
+            }
+        };
+        format!("{base}/photo/$value")
+    }
+
+    /// The route template, for logs and metrics (bounded cardinality: never ids).
+    pub fn template(&self) -> &'static str {
+        match self {
+            PhotoTarget::Me => "/v1.0/me/photo/$value",
+            PhotoTarget::User { .. } => "/v1.0/users/{user}/photo/$value",
+            PhotoTarget::Group { .. } => "/v1.0/groups/{group}/photo/$value",
+            PhotoTarget::MyContact { folder: None, .. } => "/v1.0/me/contacts/{contact}/photo/$value",
+            PhotoTarget::MyContact { folder: Some(_), .. } => {
+                "/v1.0/me/contactFolders/{folder}/contacts/{contact}/photo/$value"
+            }
+            PhotoTarget::UserContact { folder: None, .. } => {
+                "/v1.0/users/{user}/contacts/{contact}/photo/$value"
+            }
+            PhotoTarget::UserContact { folder: Some(_), .. } => {
+                "/v1.0/users/{user}/contactFolders/{folder}/contacts/{contact}/photo/$value"
+            }
+        }
+    }
+
+    /// Short name of the kind of target: `me`, `user`, `group` or `contact`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PhotoTarget::Me => "me",
+            PhotoTarget::User { .. } => "user",
+            PhotoTarget::Group { .. } => "group",
+            PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => "contact",
+        }
+    }
+
+    /// The delegated Graph scope this target needs.
+    pub fn scope<'a>(&self, scopes: &'a TargetScopes) -> &'a str {
+        match self {
+            PhotoTarget::Me => &scopes.me,
+            PhotoTarget::User { .. } => &scopes.users,
+            PhotoTarget::Group { .. } => &scopes.groups,
+            PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => &scopes.contacts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_seven_shapes_case_insensitively() {
+        let cases = [
+            ("/v1.0/me/photo/$value", "/me/photo/$value"),
+            ("/v1.0/USERS/u1/Photo/%24value", "/users/u1/photo/$value"),
+            ("/v1.0/groups/g1/photo/$value", "/groups/g1/photo/$value"),
+            ("/v1.0/me/contacts/c1/photo/$value", "/me/contacts/c1/photo/$value"),
+            ("/v1.0/users/u1/contacts/c1/photo/$value", "/users/u1/contacts/c1/photo/$value"),
+            ("/v1.0/me/contactFolders/f1/contacts/c1/photo/$value", "/me/contactFolders/f1/contacts/c1/photo/$value"),
+            ("/v1.0/users/u1/contactfolders/f1/contacts/c1/photo/%24VALUE", "/users/u1/contactFolders/f1/contacts/c1/photo/$value"),
+        ];
+        for (input, graph) in cases {
+            assert_eq!(PhotoTarget::parse(input).unwrap().graph_path(), graph, "{input}");
+        }
+    }
+
+    #[test]
+    fn guest_upn_is_decoded_then_re_encoded() {
+        let t = PhotoTarget::parse("/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value").unwrap();
+        assert_eq!(t, PhotoTarget::User { user: "alex_fabrikam.com#EXT#@contoso.onmicrosoft.com".into() });
+        assert_eq!(t.graph_path(), "/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value");
+    }
+
+    #[test]
+    fn dangerous_ids_are_refused() {
+        for bad in ["%2e%2e", ".", "..", "a%2Fb", "a%5Cb", "a%00b", "a%0Ab", "%FF", "a%7F"] {
+            let p = format!("/v1.0/users/{bad}/photo/$value");
+            assert!(matches!(PhotoTarget::parse(&p), Err(TargetError::InvalidId(_))), "{p}");
+        }
+        assert!(matches!(PhotoTarget::parse("/v1.0/users//photo/$value"), Err(TargetError::InvalidId(_))));
+    }
+
+    #[test]
+    fn other_paths_are_not_routes() {
+        for p in ["/v1.0/me/photo", "/v1.0/me/photos/$value", "/beta/me/photo/$value", "/v1.0/teams/t/photo/$value", "/v1.0/me/photo/$value/"] {
+            assert_eq!(PhotoTarget::parse(p), Err(TargetError::NoSuchRoute), "{p}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Graph tokens cached per (assertion, scope): keyed by a SHA-256 of both so no raw token is ever
+//! a key, each entry living until its own expiry minus a margin, concurrent misses collapsed into
+//! one exchange, failures never cached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use super::obo::{GraphToken, OboClient, OboError};
+use crate::metrics;
+
+type Key = [u8; 32];
+
+struct TokenExpiry;
+
+impl Expiry<Key, Arc<GraphToken>> for TokenExpiry {
+    fn expire_after_create(&self, _key: &Key, value: &Arc<GraphToken>, created_at: Instant) -> Option<Duration> {
+        Some(value.cache_until.saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Key,
+        value: &Arc<GraphToken>,
+        updated_at: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.cache_until.saturating_duration_since(updated_at))
+    }
+}
+
+/// The token cache in front of the On-Behalf-Of client.
+pub struct TokenCache {
+    cache: Cache<Key, Arc<GraphToken>>,
+    obo: OboClient,
+}
+
+fn key(assertion: &str, scope: &str) -> Key {
+    let mut h = Sha256::new();
+    h.update(assertion.as_bytes());
+    // A separator no token or scope contains, so (a, bc) and (ab, c) never collide.
+    h.update([0u8]);
+    h.update(scope.as_bytes());
+    h.finalize().into()
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens.
+    pub fn new(obo: OboClient, capacity: u64) -> TokenCache {
+        TokenCache { cache: Cache::builder().max_capacity(capacity).expire_after(TokenExpiry).build(), obo }
+    }
+
+    /// A Graph token for `scope` on behalf of the caller whose token is `assertion`.
+    pub async fn get(&self, assertion: &str, scope: &str) -> Result<Arc<GraphToken>, OboError> {
+        let entry = self
+            .cache
+            .entry(key(assertion, scope))
+            .or_try_insert_with(async { self.obo.exchange(assertion, scope, None).await.map(Arc::new) })
+            .await
+            .map_err(|e| (*e).clone())?;
+        metrics::token_cache(entry.is_fresh(), self.cache.entry_count());
+        Ok(entry.into_value())
+    }
+
+    /// A fresh token, bypassing and then replacing the cached one (after Graph refused it),
+    /// carrying Graph's claims challenge when it sent one.
+    pub async fn refresh(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<Arc<GraphToken>, OboError> {
+        let k = key(assertion, scope);
+        self.cache.invalidate(&k).await;
+        let token = Arc::new(self.obo.exchange(assertion, scope, claims).await?);
+        self.cache.insert(k, token.clone()).await;
+        Ok(token)
+    }
+
+    /// Number of cached tokens (approximate, as moka counts).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn keys_hash_assertion_and_scope_separately() {
+        assert_ne!(key("ab", "c"), key("a", "bc"));
+        assert_eq!(key("a", "b"), key("a", "b"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The On-Behalf-Of token request and the translation of Entra's answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::credential::Credential;
+use crate::error::{ApiError, retry_after_secs};
+use crate::metrics;
+
+/// A Graph access token obtained for one caller and scope.
+pub struct GraphToken {
+    /// The bearer token for Graph.
+    pub access_token: SecretString,
+    /// When the cache must drop it (expiry minus the safety margin).
+    pub cache_until: Instant,
+}
+
+impl std::fmt::Debug for GraphToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GraphToken([redacted])")
+    }
+}
+
+/// Why an exchange failed, in terms the caller and the operator can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OboError {
+    /// AADSTS65001: consent missing.
+    #[error("consent required: {description}")]
+    ConsentRequired {
+        /// Entra's description.
+        description: String,
+        /// The scope requested.
+        scope: String,
+    },
+    /// Interaction (MFA, Conditional Access) required, with Entra's claims challenge.
+    #[error("interaction required: {description}")]
+    ClaimsChallenge {
+        /// Entra's description.
+        description: String,
+        /// Entra's `claims` JSON.
+        claims: String,
+    },
+    /// The caller's token was rejected as an assertion.
+    #[error("assertion rejected: {0}")]
+    AssertionRejected(String),
+    /// The gateway's own credential was rejected.
+    #[error("gateway credential rejected: {0}")]
+    CredentialRejected(String),
+    /// Another refusal by Entra that the caller cannot fix.
+    #[error("token request refused: {0}")]
+    Refused(String),
+    /// Entra unreachable, slow, failing, throttling or unreadable.
+    #[error("identity provider unavailable: {description}")]
+    Unavailable {
+        /// What went wrong.
+        description: String,
+        /// Suggested wait.
+        retry_after: Duration,
+    },
+}
+
+impl From<&OboError> for ApiError {
+    fn from(e: &OboError) -> ApiError {
+        match e {
+            OboError::ConsentRequired { description, scope } => ApiError::ConsentRequired {
+                detail: format!("the user or an administrator must consent to {scope} for this gateway: {description}"),
+                scope: scope.clone(),
+            },
+            OboError::ClaimsChallenge { description, claims } => ApiError::ClaimsChallenge {
+                detail: format!("Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"),
+                claims: claims.clone(),
+            },
+            OboError::AssertionRejected(d) => {
+                ApiError::InvalidToken(format!("Entra rejected the token in the On-Behalf-Of exchange: {d}"))
+            }
+            OboError::CredentialRejected(d) => ApiError::GatewayCredentialRejected(format!(
+                "Entra rejected the gateway's own credential; an operator must fix the client secret, certificate or federated identity configuration: {d}"
+            )),
+            OboError::Refused(d) => ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}")),
+            OboError::Unavailable { description, retry_after } => ApiError::IdentityUnavailable {
+                detail: format!("Entra ID could not issue a Graph token: {description}"),
+                retry_after: retry_after_secs(*retry_after),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenSuccess {
+    access_token: String,
+    #[serde(deserialize_with = "number_or_string")]
+    expires_in: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenFailure {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    #[serde(default)]
+    suberror: Option<String>,
+    #[serde(default)]
+    claims: Option<String>,
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        N(u64),
+        S(String),
+    }
+    match N::deserialize(d)? {
+        N::N(n) => Ok(n),
+        N::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `Retry-After` as seconds (possibly fractional) or an HTTP date; capped at an hour.
+pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
+    let v = value?.to_str().ok()?.trim();
+    let d = if let Ok(secs) = v.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        Duration::from_secs_f64(secs.min(3600.0))
+    } else {
+        let when = httpdate::parse_http_date(v).ok()?;
+        when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(Duration::from_secs(3600)))
+}
+
+/// Client for the tenant's token endpoint.
+pub struct OboClient {
+    http: reqwest::Client,
+    endpoint: String,
+    client_id: String,
+    credential: Arc<Credential>,
+    margin: Duration,
+}
+
+impl OboClient {
+    /// Builds the client.
+    pub fn new(http: reqwest::Client, endpoint: String, client_id: String, credential: Credential, margin: Duration) -> OboClient {
+        OboClient { http, endpoint, client_id, credential: Arc::new(credential), margin }
+    }
+
+    /// Exchanges `assertion` for a Graph token for `scope`, re-reading a file credential once if
+    /// Entra rejects it (it may have been rotated under us).
+    pub async fn exchange(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<GraphToken, OboError> {
+        let started = Instant::now();
+        let mut result = self.exchange_once(assertion, scope, claims).await;
+        if matches!(result, Err(OboError::CredentialRejected(_))) && self.credential.is_file_based() {
+            self.credential.invalidate();
+            result = self.exchange_once(assertion, scope, claims).await;
+        }
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(OboError::Unavailable { .. }) => "unavailable",
+            Err(OboError::CredentialRejected(_)) => "credential_rejected",
+            Err(_) => "refused",
+        };
+        metrics::token_request(outcome, started.elapsed());
+        result
+    }
+
+    async fn exchange_once(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<GraphToken, OboError> {
+        let auth = self
+            .credential
+            .client_auth(&self.client_id, &self.endpoint)
+            .map_err(|e| OboError::CredentialRejected(e.0))?;
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("requested_token_use", "on_behalf_of"),
+            ("client_id", &self.client_id),
+            ("assertion", assertion),
+            ("scope", scope),
+        ];
+        for (k, v) in &auth.0 {
+            form.push((k, v.expose_secret()));
+        }
+        if let Some(c) = claims {
+            form.push(("claims", c));
+        }
+        let sent_at = Instant::now();
+        let resp = self
+            .http
+            .post(&self.endpoint)
+            .header("x-ms-lib-capability", "retry-after, h429")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OboError::Unavailable {
+                description: if e.is_timeout() {
+                    "the token endpoint did not answer in time".into()
+                } else {
+                    "the token endpoint could not be reached".into()
+                },
+                retry_after: Duration::from_secs(5),
+            })?;
+        let status = resp.status();
+        let retry_after = parse_retry_after(resp.headers().get(reqwest::header::RETRY_AFTER));
+        let body = resp.bytes().await.map_err(|_| OboError::Unavailable {
+            description: "the token endpoint's answer was cut off".into(),
+            retry_after: Duration::from_secs(5),
+        })?;
+        if status.is_success() {
+            let ok: TokenSuccess = serde_json::from_slice(&body).map_err(|_| OboError::Unavailable {
+                description: "the token endpoint's answer is unreadable".into(),
+                retry_after: Duration::from_secs(5),
+            })?;
+            let lifetime = Duration::from_secs(ok.expires_in);
+            // Counted from when the request was sent, so network time never stretches the lifetime.
+            let cache_until = sent_at + lifetime.saturating_sub(self.margin);
+            return Ok(GraphToken { access_token: SecretString::from(ok.access_token), cache_until });
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(OboError::Unavailable {
+                description: format!("the token endpoint answered HTTP {}", status.as_u16()),
+                retry_after: retry_after.unwrap_or(Duration::from_secs(5)),
+            });
+        }
+        let Ok(f) = serde_json::from_slice::<TokenFailure>(&body) else {
+            return Err(OboError::Unavailable {
+                description: format!("the token endpoint answered HTTP {} with an unreadable body", status.as_u16()),
+                retry_after: Duration::from_secs(5),
+            });
+        };
+        Err(classify(f, scope))
+    }
+}
+
+/// Maps an Entra error answer to what the caller or operator must do.
+fn classify(f: TokenFailure, scope: &str) -> OboError {
+    let has = |code: u64| f.error_codes.contains(&code) || f.error_description.starts_with(&format!("AADSTS{code}:"));
+    let first_line = f.error_description.lines().next().unwrap_or("").to_owned();
+    let description = if first_line.is_empty() { f.error.clone() } else { first_line };
+    if has(65001) || f.suberror.as_deref() == Some("consent_required") || f.error == "consent_required" {
+        return OboError::ConsentRequired { description, scope: scope.to_owned() };
+    }
+    if let Some(claims) = f.claims.filter(|c| !c.is_empty())
+        && (f.error == "interaction_required" || has(50076) || has(50079) || f.error == "invalid_grant")
+    {
+        return OboError::ClaimsChallenge { description, claims };
+    }
+    if f.error == "invalid_client" || [7000215, 7000222, 700024, 700027, 7000274, 700016].iter().any(|c| has(*c)) {
+        return OboError::CredentialRejected(description);
+    }
+    if [50013, 500131, 500133, 50173, 700082].iter().any(|c| has(*c)) || f.error == "invalid_grant" {
+        return OboError::AssertionRejected(description);
+    }
+    OboError::Refused(description)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_accepts_fractions_and_dates() {
+        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("2.128"))), Some(Duration::from_secs_f64(2.128)));
+        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("0"))), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
+        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28), "{d:?}");
+        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("soon"))), None);
+        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("-1"))), None);
+    }
+
+    #[test]
+    fn entra_errors_are_classified() {
+        let f = |error: &str, codes: Vec<u64>, claims: Option<&str>| TokenFailure {
+            error: error.into(),
+            error_description: format!("AADSTS{}: text", codes.first().copied().unwrap_or(0)),
+            error_codes: codes,
+            suberror: None,
+            claims: claims.map(str::to_owned),
+        };
+        assert!(matches!(classify(f("invalid_grant", vec![65001], None), "s"), OboError::ConsentRequired { .. }));
+        assert!(matches!(classify(f("interaction_required", vec![50076], Some("{}")), "s"), OboError::ClaimsChallenge { .. }));
+        assert!(matches!(classify(f("invalid_grant", vec![500133], None), "s"), OboError::AssertionRejected(_)));
+        assert!(matches!(classify(f("invalid_client", vec![7000215], None), "s"), OboError::CredentialRejected(_)));
+        assert!(matches!(classify(f("invalid_request", vec![700024], None), "s"), OboError::CredentialRejected(_)));
+        assert!(matches!(classify(f("invalid_scope", vec![70011], None), "s"), OboError::Refused(_)));
+    }
+}

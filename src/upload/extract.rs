@@ -1,0 +1,281 @@
+//! Reads the photo from a multipart form or a raw body, never holding more than the limit, within
+//! a deadline, hashing as the bytes arrive so the body is touched once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::web;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use super::sniff;
+use crate::error::ApiError;
+
+/// Multipart envelope bytes allowed on top of the photo limit before the declared
+/// `Content-Length` alone is enough to refuse the request.
+const MULTIPART_ENVELOPE_ALLOWANCE: usize = 64 * 1024;
+/// At most this many parts are looked at; a form with more is refused.
+const MAX_PARTS: usize = 8;
+/// Bytes read and discarded after an early refusal so the caller sees the answer instead of a
+/// reset connection; past this the connection is closed instead.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// What the caller may send.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// Exclusive photo size limit.
+    pub max_bytes: usize,
+    /// Deadline for receiving the whole body.
+    pub read_timeout: Duration,
+}
+
+/// A received photo: the bytes (one contiguous buffer, shared without copying) and their digest.
+#[derive(Clone)]
+pub struct Photo {
+    /// The image bytes.
+    pub bytes: Bytes,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
+
+impl std::fmt::Debug for Photo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the bytes themselves.
+        f.debug_struct("Photo")
+            .field("len", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+enum BodyKind {
+    Multipart,
+    Raw,
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let enc = enc.to_str().unwrap_or("?").trim();
+        if !enc.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding {enc:?} is not accepted: send the JPEG bytes uncompressed (Graph would store compressed bytes as a corrupt photo)"
+            )));
+        }
+    }
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(BodyKind::Raw);
+    };
+    let ct = ct.to_str().map_err(|_| {
+        ApiError::UnsupportedMediaType("the Content-Type header is not valid ASCII".into())
+    })?;
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "multipart/form-data" => Ok(BodyKind::Multipart),
+        "application/octet-stream" | "" => Ok(BodyKind::Raw),
+        e if e.starts_with("image/") => Ok(BodyKind::Raw),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {other:?} is not accepted: send multipart/form-data with a `photo` file part, or the raw bytes as image/jpeg or application/octet-stream"
+        ))),
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Accumulates one body, bounded by the limit, hashing as it goes.
+struct Sink {
+    buf: BytesMut,
+    hasher: Sha256,
+    limit: usize,
+}
+
+impl Sink {
+    fn new(limit: usize, expected: Option<usize>) -> Sink {
+        // Sized once from the declared length so the buffer never reallocates.
+        let cap = expected.unwrap_or(64 * 1024).min(limit);
+        Sink { buf: BytesMut::with_capacity(cap), hasher: Sha256::new(), limit }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if self.buf.len() + chunk.len() >= self.limit {
+            return Err(ApiError::PhotoTooLarge { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Photo, ApiError> {
+        if self.buf.is_empty() {
+            return Err(ApiError::InvalidBody("the photo is empty".into()));
+        }
+        if !sniff::is_jpeg(&self.buf) {
+            let seen = sniff::detect(&self.buf).unwrap_or("unrecognised data");
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the photo must be a JPEG image (image/jpeg); the bytes are {seen}"
+            )));
+        }
+        Ok(Photo { sha256: hex::encode(self.hasher.finalize()), bytes: self.buf.freeze() })
+    }
+}
+
+fn payload_error(e: PayloadError) -> ApiError {
+    match e {
+        PayloadError::Incomplete(_) => {
+            ApiError::InvalidBody("the body ended before all of it was received".into())
+        }
+        PayloadError::Overflow => ApiError::InvalidBody("the body is larger than declared".into()),
+        other => ApiError::InvalidBody(format!("the body could not be read: {other}")),
+    }
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    match e {
+        MultipartError::Payload(p) => payload_error(p),
+        MultipartError::BoundaryMissing | MultipartError::ContentTypeParse => ApiError::InvalidBody(
+            "the multipart Content-Type has no usable boundary parameter".into(),
+        ),
+        MultipartError::Nested => ApiError::InvalidBody(
+            "nested multipart bodies are not accepted: send one file part named `photo`".into(),
+        ),
+        MultipartError::Incomplete => ApiError::InvalidBody(
+            "the multipart body is incomplete or its boundary does not match the Content-Type".into(),
+        ),
+        other => ApiError::InvalidBody(format!(
+            "the multipart body is malformed ({other}): send exactly one file part named `photo`"
+        )),
+    }
+}
+
+/// Reads and validates the photo of one request within the read deadline.
+pub async fn read_photo(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limits: UploadLimits,
+) -> Result<Photo, ApiError> {
+    let mut payload = SharedPayload(Rc::new(RefCell::new(payload)));
+    let kind = body_kind(headers)?;
+    let declared = declared_length(headers);
+    let too_large = match kind {
+        BodyKind::Raw => declared.is_some_and(|n| n >= limits.max_bytes),
+        BodyKind::Multipart => {
+            declared.is_some_and(|n| n >= limits.max_bytes + MULTIPART_ENVELOPE_ALLOWANCE)
+        }
+    };
+    if too_large {
+        drain(&mut payload, declared, limits.read_timeout).await;
+        return Err(ApiError::PhotoTooLarge { limit: limits.max_bytes });
+    }
+    let read = async {
+        match kind {
+            BodyKind::Raw => read_raw(&mut payload, declared, limits.max_bytes).await,
+            BodyKind::Multipart => read_multipart(headers, &mut payload, declared, limits.max_bytes).await,
+        }
+    };
+    let result = match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(r) => r,
+        Err(_) => return Err(ApiError::BodyTimeout(limits.read_timeout.as_secs().max(1))),
+    };
+    if result.is_err() {
+        drain(&mut payload, None, limits.read_timeout).await;
+    }
+    result
+}
+
+async fn read_raw(
+    payload: &mut SharedPayload,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Photo, ApiError> {
+    let mut sink = Sink::new(limit, declared);
+    while let Some(chunk) = payload.next().await {
+        sink.push(&chunk.map_err(payload_error)?)?;
+    }
+    sink.finish()
+}
+
+async fn read_multipart(
+    headers: &HeaderMap,
+    payload: &mut SharedPayload,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Photo, ApiError> {
+    let mut form = Multipart::new(headers, payload.clone());
+    let mut photo: Option<Photo> = None;
+    let mut parts = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ApiError::InvalidBody(format!(
+                "the form has more than {MAX_PARTS} parts: send exactly one file part named `photo`"
+            )));
+        }
+        let name = field.name().unwrap_or("").to_owned();
+        if name != "photo" {
+            return Err(ApiError::InvalidBody(format!(
+                "unexpected form part {name:?}: send exactly one file part named `photo`"
+            )));
+        }
+        if photo.is_some() {
+            return Err(ApiError::InvalidBody(
+                "the form has more than one `photo` part: send exactly one".into(),
+            ));
+        }
+        let mut sink = Sink::new(limit, declared);
+        while let Some(chunk) = field.next().await {
+            sink.push(&chunk.map_err(multipart_error)?)?;
+        }
+        photo = Some(sink.finish()?);
+    }
+    photo.ok_or_else(|| {
+        ApiError::InvalidBody("the form has no `photo` file part: send exactly one file part named `photo`".into())
+    })
+}
+
+/// The request payload, shareable between the multipart parser (which needs a `'static` stream)
+/// and the code that drains what is left after an early refusal.
+#[derive(Clone)]
+struct SharedPayload(Rc<RefCell<web::Payload>>);
+
+impl Stream for SharedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        // The borrow lasts for this poll only; actix handlers run on one thread.
+        match self.0.try_borrow_mut() {
+            Ok(mut p) => p.poll_next_unpin(cx),
+            Err(_) => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+/// Reads and discards what is left of a refused body, within limits, so the caller receives the
+/// answer on a healthy connection; a body too large or too slow is abandoned instead.
+async fn drain(payload: &mut SharedPayload, declared: Option<usize>, deadline: Duration) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return;
+    }
+    let _ = tokio::time::timeout(deadline.min(Duration::from_secs(5)), async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
