@@ -131,10 +131,7 @@ struct Vars(HashMap<String, String>);
 
 impl Vars {
     fn raw(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -266,7 +263,10 @@ impl Config {
         let metrics_addr = match v.get("METRICS_ADDR") {
             None => Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
             Some(off) if off.eq_ignore_ascii_case("off") => None,
-            Some(a) => Some(a.parse().map_err(|e| Vars::err("METRICS_ADDR", format!("cannot parse {a:?}: {e}")))?),
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|e| Vars::err("METRICS_ADDR", format!("cannot parse {a:?}: {e}")))?,
+            ),
         };
         let (tenant_var, tenant_id) = v
             .get_or_azure("TENANT_ID", "AZURE_TENANT_ID")
@@ -288,7 +288,10 @@ impl Config {
         let (_, client_id) = v
             .get_or_azure("CLIENT_ID", "AZURE_CLIENT_ID")
             .ok_or_else(|| {
-                Vars::err("CLIENT_ID", "required: the gateway app registration's client id")
+                Vars::err(
+                    "CLIENT_ID",
+                    "required: the gateway app registration's client id",
+                )
             })?;
         let app_id_uri = v
             .get("APP_ID_URI")
@@ -301,7 +304,8 @@ impl Config {
         };
         let graph_base_url = upstream_url(
             &format!("{PREFIX}GRAPH_BASE_URL"),
-            v.get("GRAPH_BASE_URL").unwrap_or("https://graph.microsoft.com"),
+            v.get("GRAPH_BASE_URL")
+                .unwrap_or("https://graph.microsoft.com"),
         )?;
         let graph_scope_resource = v
             .get("GRAPH_SCOPE_RESOURCE")
@@ -312,12 +316,17 @@ impl Config {
         if let Some(p) = &ca_bundle_file
             && !p.is_file()
         {
-            return Err(Vars::err("CA_BUNDLE_FILE", format!("{p:?} is not a readable file")));
+            return Err(Vars::err(
+                "CA_BUNDLE_FILE",
+                format!("{p:?} is not a readable file"),
+            ));
         }
 
         let credential = Self::credential(v)?;
 
-        let scope = |key: &str, default: &str| qualify(&graph_scope_resource, v.get(key).unwrap_or(default));
+        let scope = |key: &str, default: &str| {
+            qualify(&graph_scope_resource, v.get(key).unwrap_or(default))
+        };
         let scopes = TargetScopes {
             me: scope("SCOPE_ME", "User.ReadWrite"),
             users: scope("SCOPE_USERS", "User.ReadWrite.All"),
@@ -397,8 +406,13 @@ impl Config {
         if cfg.body_read_timeout.is_zero() {
             return Err(Vars::err("BODY_READ_TIMEOUT_SECS", "must be positive"));
         }
-        if cfg.jwks_retry_max_backoff.is_zero() || cfg.jwks_retry_max_backoff > Duration::from_secs(300) {
-            return Err(Vars::err("JWKS_RETRY_MAX_BACKOFF_SECS", "must be between 1 and 300"));
+        if cfg.jwks_retry_max_backoff.is_zero()
+            || cfg.jwks_retry_max_backoff > Duration::from_secs(300)
+        {
+            return Err(Vars::err(
+                "JWKS_RETRY_MAX_BACKOFF_SECS",
+                "must be between 1 and 300",
+            ));
         }
         Ok(cfg)
     }
@@ -406,10 +420,16 @@ impl Config {
     fn credential(v: &Vars) -> Result<CredentialConfig, ConfigError> {
         let mut found: Vec<(&str, CredentialConfig)> = Vec::new();
         if let Some(s) = v.get("CLIENT_SECRET") {
-            found.push(("CLIENT_SECRET", CredentialConfig::Secret(SecretString::from(s.to_owned()))));
+            found.push((
+                "CLIENT_SECRET",
+                CredentialConfig::Secret(SecretString::from(s.to_owned())),
+            ));
         }
         if let Some(p) = v.get("CLIENT_SECRET_FILE") {
-            found.push(("CLIENT_SECRET_FILE", CredentialConfig::SecretFile(PathBuf::from(p))));
+            found.push((
+                "CLIENT_SECRET_FILE",
+                CredentialConfig::SecretFile(PathBuf::from(p)),
+            ));
         }
         if let Some(cert) = v.get("CLIENT_CERTIFICATE_FILE") {
             let key = v.get("CLIENT_CERTIFICATE_KEY_FILE").unwrap_or(cert);
@@ -422,7 +442,10 @@ impl Config {
             ));
         }
         if let Some(p) = v.get("FEDERATED_TOKEN_FILE") {
-            found.push(("FEDERATED_TOKEN_FILE", CredentialConfig::FederatedTokenFile(PathBuf::from(p))));
+            found.push((
+                "FEDERATED_TOKEN_FILE",
+                CredentialConfig::FederatedTokenFile(PathBuf::from(p)),
+            ));
         }
         match found.len() {
             0 => match v.raw("AZURE_FEDERATED_TOKEN_FILE") {
@@ -435,7 +458,9 @@ impl Config {
             1 => {
                 let (name, cred) = found.remove(0);
                 let path = match &cred {
-                    CredentialConfig::SecretFile(p) | CredentialConfig::FederatedTokenFile(p) => Some(p.clone()),
+                    CredentialConfig::SecretFile(p) | CredentialConfig::FederatedTokenFile(p) => {
+                        Some(p.clone())
+                    }
                     CredentialConfig::Certificate { cert_file, .. } => Some(cert_file.clone()),
                     CredentialConfig::Secret(_) => None,
                 };
@@ -458,7 +483,11 @@ impl Config {
                 found[1].0,
                 format!(
                     "several credentials are set ({}); set exactly one",
-                    found.iter().map(|(n, _)| format!("{PREFIX}{n}")).collect::<Vec<_>>().join(", ")
+                    found
+                        .iter()
+                        .map(|(n, _)| format!("{PREFIX}{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -509,8 +538,14 @@ mod tests {
 
     fn base() -> Vec<(String, String)> {
         vec![
-            ("PHOTO_GATEWAY_TENANT_ID".into(), "11111111-2222-3333-4444-555555555555".into()),
-            ("PHOTO_GATEWAY_CLIENT_ID".into(), "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into()),
+            (
+                "PHOTO_GATEWAY_TENANT_ID".into(),
+                "11111111-2222-3333-4444-555555555555".into(),
+            ),
+            (
+                "PHOTO_GATEWAY_CLIENT_ID".into(),
+                "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
+            ),
             ("PHOTO_GATEWAY_CLIENT_SECRET".into(), "s3cret".into()),
         ]
     }
@@ -519,7 +554,10 @@ mod tests {
     fn defaults_are_least_privilege_and_qualified() {
         let c = Config::from_vars(base()).unwrap();
         assert_eq!(c.scopes.me, "https://graph.microsoft.com/User.ReadWrite");
-        assert_eq!(c.scopes.contacts, "https://graph.microsoft.com/Contacts.ReadWrite");
+        assert_eq!(
+            c.scopes.contacts,
+            "https://graph.microsoft.com/Contacts.ReadWrite"
+        );
         assert_eq!(c.max_photo_bytes, 4_194_304);
         assert_eq!(c.app_id_uri, "api://aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     }
@@ -535,8 +573,14 @@ mod tests {
         assert_eq!(e.var, "PHOTO_GATEWAY_TENANT_ID");
 
         let mut v = base();
-        v.push(("PHOTO_GATEWAY_GRAPH_BASE_URL".into(), "http://graph.example.com".into()));
-        assert_eq!(Config::from_vars(v).unwrap_err().var, "PHOTO_GATEWAY_GRAPH_BASE_URL");
+        v.push((
+            "PHOTO_GATEWAY_GRAPH_BASE_URL".into(),
+            "http://graph.example.com".into(),
+        ));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_GRAPH_BASE_URL"
+        );
     }
 
     #[test]
@@ -549,23 +593,44 @@ mod tests {
             ("AZURE_TENANT_ID".to_owned(), "tenant-a".to_owned()),
             ("PHOTO_GATEWAY_TENANT_ID".to_owned(), "tenant-b".to_owned()),
             ("AZURE_CLIENT_ID".to_owned(), "client-a".to_owned()),
-            ("AZURE_AUTHORITY_HOST".to_owned(), "https://login.microsoftonline.us/".to_owned()),
-            ("AZURE_FEDERATED_TOKEN_FILE".to_owned(), token.display().to_string()),
+            (
+                "AZURE_AUTHORITY_HOST".to_owned(),
+                "https://login.microsoftonline.us/".to_owned(),
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+                token.display().to_string(),
+            ),
         ];
         let c = Config::from_vars(v).unwrap();
         assert_eq!(c.tenant_id, "tenant-b");
         assert_eq!(c.client_id, "client-a");
-        assert_eq!(c.token_endpoint(), "https://login.microsoftonline.us/tenant-b/oauth2/v2.0/token");
-        assert!(matches!(c.credential, CredentialConfig::FederatedTokenFile(_)));
+        assert_eq!(
+            c.token_endpoint(),
+            "https://login.microsoftonline.us/tenant-b/oauth2/v2.0/token"
+        );
+        assert!(matches!(
+            c.credential,
+            CredentialConfig::FederatedTokenFile(_)
+        ));
     }
 
     #[test]
     fn loopback_http_is_allowed_and_two_credentials_are_not() {
         let mut v = base();
-        v.push(("PHOTO_GATEWAY_GRAPH_BASE_URL".into(), "http://127.0.0.1:9999".into()));
+        v.push((
+            "PHOTO_GATEWAY_GRAPH_BASE_URL".into(),
+            "http://127.0.0.1:9999".into(),
+        ));
         assert!(Config::from_vars(v).is_ok());
         let mut v = base();
-        v.push(("PHOTO_GATEWAY_CLIENT_SECRET_FILE".into(), "/etc/hostname".into()));
-        assert_eq!(Config::from_vars(v).unwrap_err().var, "PHOTO_GATEWAY_CLIENT_SECRET_FILE");
+        v.push((
+            "PHOTO_GATEWAY_CLIENT_SECRET_FILE".into(),
+            "/etc/hostname".into(),
+        ));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_CLIENT_SECRET_FILE"
+        );
     }
 }

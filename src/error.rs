@@ -39,7 +39,9 @@ pub struct GraphErrorInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No `Authorization` header.
-    #[error("the request carries no bearer token: send `Authorization: Bearer <access token for this gateway>`")]
+    #[error(
+        "the request carries no bearer token: send `Authorization: Bearer <access token for this gateway>`"
+    )]
     MissingToken,
     /// Malformed or duplicated `Authorization`, or a token in the query string or a cookie.
     #[error("{0}")]
@@ -48,7 +50,9 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidToken(String),
     /// An app-only token on a route that needs a signed-in user.
-    #[error("the On-Behalf-Of flow needs a delegated (user) token; this token is app-only (it has no `scp` claim)")]
+    #[error(
+        "the On-Behalf-Of flow needs a delegated (user) token; this token is app-only (it has no `scp` claim)"
+    )]
     UserTokenRequired,
     /// A required delegated scope is missing.
     #[error("the token lacks the required delegated scope(s): {scope}")]
@@ -113,7 +117,7 @@ pub enum ApiError {
         /// What went wrong.
         detail: String,
         /// Graph's answer.
-        graph: GraphErrorInfo,
+        graph: Box<GraphErrorInfo>,
     },
     /// Graph refused the gateway's token, even after a fresh exchange.
     #[error("{detail}")]
@@ -121,7 +125,7 @@ pub enum ApiError {
         /// What went wrong.
         detail: String,
         /// Graph's answer.
-        graph: GraphErrorInfo,
+        graph: Box<GraphErrorInfo>,
     },
     /// Graph kept throttling or was unavailable after retries.
     #[error("{detail}")]
@@ -131,7 +135,7 @@ pub enum ApiError {
         /// Seconds the caller should wait.
         retry_after: u64,
         /// Graph's last answer.
-        graph: GraphErrorInfo,
+        graph: Box<GraphErrorInfo>,
     },
     /// Graph answered with another server error after retries.
     #[error("{detail}")]
@@ -139,7 +143,7 @@ pub enum ApiError {
         /// What went wrong.
         detail: String,
         /// Graph's last answer.
-        graph: GraphErrorInfo,
+        graph: Box<GraphErrorInfo>,
     },
     /// Graph could not be reached (refused or reset).
     #[error("{0}")]
@@ -319,7 +323,7 @@ impl ApiError {
             ApiError::GraphRejected { graph, .. }
             | ApiError::GraphRejectedToken { graph, .. }
             | ApiError::GraphUnavailable { graph, .. }
-            | ApiError::GraphError { graph, .. } => (Some(graph.clone()), None, None),
+            | ApiError::GraphError { graph, .. } => (Some((**graph).clone()), None, None),
             ApiError::ClaimsChallenge { claims, .. } => (None, Some(claims.clone()), None),
             ApiError::ConsentRequired { scope, .. } | ApiError::InsufficientScope { scope } => {
                 (None, None, Some(scope.clone()))
@@ -351,9 +355,9 @@ fn quote_safe(s: &str) -> String {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MissingToken | ApiError::InvalidToken(_) | ApiError::ClaimsChallenge { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::MissingToken
+            | ApiError::InvalidToken(_)
+            | ApiError::ClaimsChallenge { .. } => StatusCode::UNAUTHORIZED,
             ApiError::InvalidRequest(_) | ApiError::InvalidTarget(_) | ApiError::InvalidBody(_) => {
                 StatusCode::BAD_REQUEST
             }

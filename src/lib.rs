@@ -71,9 +71,14 @@ impl ShutdownHandle {
         if self.draining.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::info!(drain_ms = self.drain.as_millis() as u64, "shutdown requested: readiness is now false; still serving during the drain delay");
+        tracing::info!(
+            drain_ms = self.drain.as_millis() as u64,
+            "shutdown requested: readiness is now false; still serving during the drain delay"
+        );
         tokio::time::sleep(self.drain).await;
-        tracing::info!("drain delay over: no longer accepting connections; finishing in-flight requests");
+        tracing::info!(
+            "drain delay over: no longer accepting connections; finishing in-flight requests"
+        );
         for s in &self.servers {
             s.stop(true).await;
         }
@@ -104,7 +109,8 @@ impl Application {
             config.issuers_override.clone(),
             config.jwks_unknown_kid_cooldown,
         ));
-        keys.clone().spawn_maintenance(config.jwks_refresh_interval, config.jwks_retry_max_backoff);
+        keys.clone()
+            .spawn_maintenance(config.jwks_refresh_interval, config.jwks_retry_max_backoff);
 
         let obo = OboClient::new(
             entra_http,
@@ -116,18 +122,32 @@ impl Application {
         let photos = Arc::new(PhotoService::new(
             TokenValidator::new(&config, keys.clone()),
             TokenCache::new(obo, config.token_cache_capacity),
-            GraphClient::new(graph_http, config.graph_base_url.as_str(), config.graph_timeout, config.graph_deadline, config.graph_max_retries),
+            GraphClient::new(
+                graph_http,
+                config.graph_base_url.as_str(),
+                config.graph_timeout,
+                config.graph_deadline,
+                config.graph_max_retries,
+            ),
             config.scopes.clone(),
-            UploadLimits { max_bytes: config.max_photo_bytes, read_timeout: config.body_read_timeout },
+            UploadLimits {
+                max_bytes: config.max_photo_bytes,
+                read_timeout: config.body_read_timeout,
+            },
         ));
         let draining = Arc::new(AtomicBool::new(false));
-        let state = web::Data::new(AppState { photos, keys, draining: draining.clone() });
+        let state = web::Data::new(AppState {
+            photos,
+            keys,
+            draining: draining.clone(),
+        });
 
-        let listener = TcpListener::bind(config.listen_addr).map_err(|source| StartupError::Bind {
-            var: "PHOTO_GATEWAY_LISTEN_ADDR",
-            addr: config.listen_addr,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(config.listen_addr).map_err(|source| StartupError::Bind {
+                var: "PHOTO_GATEWAY_LISTEN_ADDR",
+                addr: config.listen_addr,
+                source,
+            })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -143,7 +163,11 @@ impl Application {
         }
         let server = server
             .listen(listener)
-            .map_err(|source| StartupError::Bind { var: "PHOTO_GATEWAY_LISTEN_ADDR", addr: config.listen_addr, source })?
+            .map_err(|source| StartupError::Bind {
+                var: "PHOTO_GATEWAY_LISTEN_ADDR",
+                addr: config.listen_addr,
+                source,
+            })?
             .run();
 
         let (metrics_server, metrics_port) = match config.metrics_addr {
@@ -155,9 +179,19 @@ impl Application {
         };
         let mut handles = vec![server.handle()];
         handles.extend(metrics_server.as_ref().map(|s| s.handle()));
-        let shutdown = ShutdownHandle { draining, drain: config.shutdown_drain, servers: handles };
+        let shutdown = ShutdownHandle {
+            draining,
+            drain: config.shutdown_drain,
+            servers: handles,
+        };
         tracing::info!(port, metrics_port, "photo-gateway listening");
-        Ok(Application { port, metrics_port, server, metrics_server, shutdown })
+        Ok(Application {
+            port,
+            metrics_port,
+            server,
+            metrics_server,
+            shutdown,
+        })
     }
 
     /// The API port (useful with port 0).
@@ -224,14 +258,20 @@ async fn wait_for_signal() {
 
 fn metrics_server(addr: SocketAddr) -> Result<(Server, u16), StartupError> {
     metrics::install();
-    let bind_err = |source| StartupError::Bind { var: "PHOTO_GATEWAY_METRICS_ADDR", addr, source };
+    let bind_err = |source| StartupError::Bind {
+        var: "PHOTO_GATEWAY_METRICS_ADDR",
+        addr,
+        source,
+    };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let server = HttpServer::new(|| {
         App::new().route(
             "/metrics",
             web::get().to(|| async {
-                HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics::render())
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                    .body(metrics::render())
             }),
         )
     })

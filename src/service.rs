@@ -73,8 +73,20 @@ pub struct PhotoService {
 
 impl PhotoService {
     /// Assembles the service.
-    pub fn new(validator: TokenValidator, tokens: TokenCache, graph: GraphClient, scopes: TargetScopes, limits: UploadLimits) -> PhotoService {
-        PhotoService { validator, tokens, graph, scopes, limits }
+    pub fn new(
+        validator: TokenValidator,
+        tokens: TokenCache,
+        graph: GraphClient,
+        scopes: TargetScopes,
+        limits: UploadLimits,
+    ) -> PhotoService {
+        PhotoService {
+            validator,
+            tokens,
+            graph,
+            scopes,
+            limits,
+        }
     }
 
     /// Validates the request's bearer token.
@@ -83,7 +95,11 @@ impl PhotoService {
     }
 
     /// Performs the upload and returns the receipt.
-    pub async fn update(self: &Arc<Self>, up: PhotoUpdate<'_>, payload: web::Payload) -> Result<UploadReceipt, ApiError> {
+    pub async fn update(
+        self: &Arc<Self>,
+        up: PhotoUpdate<'_>,
+        payload: web::Payload,
+    ) -> Result<UploadReceipt, ApiError> {
         let scope = up.target.scope(&self.scopes);
         let assertion = up.caller.assertion.expose();
         // The token exchange runs while the body arrives: on a cache miss the caller waits for
@@ -102,7 +118,11 @@ impl PhotoService {
             path: &graph_path,
             body: photo.bytes.clone(),
             client_request_id: up.request_id,
-            traceparent: up.headers.get("traceparent").filter(|v| is_traceparent(v)).and_then(|v| v.to_str().ok()),
+            traceparent: up
+                .headers
+                .get("traceparent")
+                .filter(|v| is_traceparent(v))
+                .and_then(|v| v.to_str().ok()),
         };
         let result = match self.graph.upload(&upload, &token.access_token).await {
             Err(GraphFailure::Unauthorized { claims, .. }) => {
@@ -127,8 +147,9 @@ impl PhotoService {
                 client_request_id: up.request_id.to_owned(),
             }),
             Err(GraphFailure::Unauthorized { info, .. }) => Err(ApiError::GraphRejectedToken {
-                detail: "Microsoft Graph refused the gateway's token even after a fresh exchange".into(),
-                graph: info,
+                detail: "Microsoft Graph refused the gateway's token even after a fresh exchange"
+                    .into(),
+                graph: Box::new(info),
             }),
             Err(GraphFailure::Failed(e)) => Err(e),
         };
@@ -144,7 +165,9 @@ fn is_traceparent(v: &HeaderValue) -> bool {
         && b[2] == b'-'
         && b[35] == b'-'
         && b[52] == b'-'
-        && b.iter().enumerate().all(|(i, c)| matches!(i, 2 | 35 | 52) || c.is_ascii_hexdigit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 2 | 35 | 52) || c.is_ascii_hexdigit())
 }
 
 /// One line per photo change, on its own target so it can be routed separately.

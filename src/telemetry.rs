@@ -71,16 +71,9 @@ pub async fn request_context(
     let start = Instant::now();
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(RequestStart(start));
-    let http_req = req.request().clone();
-    let mut res = REQUEST_ID
-        .scope(id.clone(), async move {
-            match next.call(req).await {
-                Ok(res) => res.map_into_boxed_body(),
-                // Rendered here, inside the scope, so the problem body carries this request's id.
-                Err(e) => ServiceResponse::from_err(e, http_req).map_into_boxed_body(),
-            }
-        })
-        .await;
+    // Handler and extractor errors are already responses here; rendering happens inside the
+    // scope so their problem bodies carry this request's id.
+    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
     let route = res
         .request()
         .extensions()
@@ -88,7 +81,12 @@ pub async fn request_context(
         .map(|r| r.0.to_owned())
         .or_else(|| res.request().match_pattern())
         .unwrap_or_else(|| "unmatched".to_owned());
-    crate::metrics::http_request(route, res.request().method().as_str(), res.status().as_u16(), start.elapsed());
+    crate::metrics::http_request(
+        route,
+        res.request().method().as_str(),
+        res.status().as_u16(),
+        start.elapsed(),
+    );
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         headers.insert(X_REQUEST_ID, v.clone());

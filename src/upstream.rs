@@ -21,11 +21,14 @@ pub fn extra_roots(config: &Config) -> Result<Vec<reqwest::Certificate>, ClientB
     let Some(path) = &config.ca_bundle_file else {
         return Ok(Vec::new());
     };
-    let pem = std::fs::read(path).map_err(|e| ClientBuildError::CaBundle(format!("{path:?}: {e}")))?;
+    let pem =
+        std::fs::read(path).map_err(|e| ClientBuildError::CaBundle(format!("{path:?}: {e}")))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| ClientBuildError::CaBundle(format!("{path:?}: {e}")))?;
     if certs.is_empty() {
-        return Err(ClientBuildError::CaBundle(format!("{path:?} holds no PEM certificate")));
+        return Err(ClientBuildError::CaBundle(format!(
+            "{path:?} holds no PEM certificate"
+        )));
     }
     Ok(certs)
 }

@@ -57,12 +57,16 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         k.eq_ignore_ascii_case("access_token") || k.eq_ignore_ascii_case("access%5Ftoken")
     }) {
         return Err(ApiError::InvalidRequest(
-            "tokens in the query string are not accepted: send `Authorization: Bearer <token>`".into(),
+            "tokens in the query string are not accepted: send `Authorization: Bearer <token>`"
+                .into(),
         ));
     }
     for cookie in req.headers().get_all(header::COOKIE) {
         let text = String::from_utf8_lossy(cookie.as_bytes()).to_ascii_lowercase();
-        if text.split(';').any(|c| c.split('=').next().unwrap_or("").trim().contains("token")) {
+        if text
+            .split(';')
+            .any(|c| c.split('=').next().unwrap_or("").trim().contains("token"))
+        {
             return Err(ApiError::InvalidRequest(
                 "tokens in cookies are not accepted: send `Authorization: Bearer <token>`".into(),
             ));
@@ -73,7 +77,9 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         return Err(ApiError::MissingToken);
     };
     if values.next().is_some() {
-        return Err(ApiError::InvalidRequest("send exactly one Authorization header".into()));
+        return Err(ApiError::InvalidRequest(
+            "send exactly one Authorization header".into(),
+        ));
     }
     let value = value
         .to_str()
@@ -86,9 +92,13 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     }
     let token = token.trim();
     if token.len() > MAX_TOKEN_LEN {
-        return Err(ApiError::InvalidToken(format!("the token is longer than {MAX_TOKEN_LEN} bytes")));
+        return Err(ApiError::InvalidToken(format!(
+            "the token is longer than {MAX_TOKEN_LEN} bytes"
+        )));
     }
-    let token68 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+    let token68 = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
     if token.is_empty() || !token.bytes().all(token68) {
         return Err(ApiError::InvalidRequest(
             "the Authorization header must be `Bearer <token>` with a single token".into(),

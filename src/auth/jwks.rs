@@ -77,7 +77,10 @@ impl KeyStore {
             discovery_v1,
             issuers_override,
             current: RwLock::new(None),
-            refresh: Mutex::new(RefreshState { last_attempt: None, inflight: None }),
+            refresh: Mutex::new(RefreshState {
+                last_attempt: None,
+                inflight: None,
+            }),
             cooldown,
             loaded: AtomicBool::new(false),
         }
@@ -90,7 +93,10 @@ impl KeyStore {
 
     /// The current key set, if loaded.
     pub fn current(&self) -> Option<Arc<KeySet>> {
-        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// The key for `kid` in the current set.
@@ -136,12 +142,22 @@ impl KeyStore {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, JwksError> {
-        let err = |message: String| JwksError::Fetch { url: url.to_owned(), message };
-        let resp = self.http.get(url).send().await.map_err(|e| err(e.to_string()))?;
+        let err = |message: String| JwksError::Fetch {
+            url: url.to_owned(),
+            message,
+        };
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(err(format!("HTTP {}", resp.status())));
         }
-        resp.json::<T>().await.map_err(|e| err(format!("unreadable answer: {e}")))
+        resp.json::<T>()
+            .await
+            .map_err(|e| err(format!("unreadable answer: {e}")))
     }
 
     /// Fetches discovery (when `with_discovery` or never done) and the JWKS, then swaps them in.
@@ -161,7 +177,9 @@ impl KeyStore {
                 match self.get_json::<Discovery>(&self.discovery_v1).await {
                     Ok(v1) if v1.issuer != v2.issuer => issuers.push(v1.issuer),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "v1 discovery failed; accepting v2 tokens only until the next refresh"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "v1 discovery failed; accepting v2 tokens only until the next refresh")
+                    }
                 }
                 if let Some(o) = &self.issuers_override {
                     issuers = o.clone();
@@ -173,7 +191,12 @@ impl KeyStore {
         let keys: HashMap<String, Arc<DecodingKey>> = set
             .keys
             .iter()
-            .filter(|k| k.common.public_key_use.as_ref().is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature)))
+            .filter(|k| {
+                k.common
+                    .public_key_use
+                    .as_ref()
+                    .is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature))
+            })
             .filter(|k| matches!(k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)))
             .filter_map(|k| {
                 let kid = k.common.key_id.clone()?;
@@ -184,7 +207,11 @@ impl KeyStore {
             return Err(JwksError::NoKeys(jwks_uri));
         }
         tracing::info!(keys = keys.len(), "signing keys loaded");
-        let next = Arc::new(KeySet { keys, issuers, jwks_uri });
+        let next = Arc::new(KeySet {
+            keys,
+            issuers,
+            jwks_uri,
+        });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(next);
         self.loaded.store(true, Ordering::Release);
         Ok(())
@@ -192,7 +219,11 @@ impl KeyStore {
 
     /// Loads the keys (retrying with capped exponential backoff until it works), then refreshes
     /// them every `interval`, keeping the last-known-good set when a refresh fails.
-    pub fn spawn_maintenance(self: Arc<Self>, interval: Duration, max_backoff: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_maintenance(
+        self: Arc<Self>,
+        interval: Duration,
+        max_backoff: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let retry_until_ok = |store: Arc<KeyStore>| async move {
                 let mut delay = Duration::from_millis(250);

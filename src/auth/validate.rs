@@ -74,29 +74,46 @@ impl TokenValidator {
         match token.bytes().filter(|b| *b == b'.').count() {
             2 => {}
             4 => return Err(invalid("encrypted tokens (JWE) are not accepted")),
-            _ => return Err(invalid("the token is not a signed JWT (header.payload.signature)")),
+            _ => {
+                return Err(invalid(
+                    "the token is not a signed JWT (header.payload.signature)",
+                ));
+            }
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| invalid("the token header is malformed or names an unsupported algorithm"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            invalid("the token header is malformed or names an unsupported algorithm")
+        })?;
         if header.alg != Algorithm::RS256 {
-            return Err(invalid(format!("algorithm {:?} is not accepted: tokens must be RS256", header.alg)));
+            return Err(invalid(format!(
+                "algorithm {:?} is not accepted: tokens must be RS256",
+                header.alg
+            )));
         }
         if header.crit.is_some() {
             return Err(invalid("tokens with a `crit` header are not accepted"));
         }
-        let kid = header.kid.as_deref().ok_or_else(|| invalid("the token names no signing key (kid)"))?;
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| invalid("the token names no signing key (kid)"))?;
         if kid.is_empty() || kid.len() > 256 {
-            return Err(invalid("the token's signing key (kid) is not one of the tenant's keys"));
+            return Err(invalid(
+                "the token's signing key (kid) is not one of the tenant's keys",
+            ));
         }
         if !self.keys.is_loaded() {
-            return Err(ApiError::NotReady("the tenant's signing keys are not loaded yet".into()));
+            return Err(ApiError::NotReady(
+                "the tenant's signing keys are not loaded yet".into(),
+            ));
         }
-        let key = self
+        let key = self.keys.key_or_refresh(kid).await.ok_or_else(|| {
+            invalid("the token's signing key (kid) is not one of the tenant's keys")
+        })?;
+        let issuers = self
             .keys
-            .key_or_refresh(kid)
-            .await
-            .ok_or_else(|| invalid("the token's signing key (kid) is not one of the tenant's keys"))?;
-        let issuers = self.keys.current().map(|s| s.issuers.clone()).unwrap_or_default();
+            .current()
+            .map(|s| s.issuers.clone())
+            .unwrap_or_default();
 
         let mut v = Validation::new(Algorithm::RS256);
         v.leeway = self.leeway;
@@ -105,18 +122,25 @@ impl TokenValidator {
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
         v.set_audience(&self.audiences);
         v.set_issuer(&issuers);
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| self.explain(token, e.kind()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
+            .map_err(|e| self.explain(token, e.kind()))?;
         let c = data.claims;
 
         if !c.aud.is_string() {
-            return Err(invalid("the token's `aud` must be a single string naming this gateway"));
+            return Err(invalid(
+                "the token's `aud` must be a single string naming this gateway",
+            ));
         }
         let now = jsonwebtoken::get_current_timestamp();
         let over_max = c.exp.saturating_sub(now) > self.max_lifetime + self.leeway
-            || c.iat.is_some_and(|iat| c.exp.saturating_sub(iat) > self.max_lifetime)
+            || c.iat
+                .is_some_and(|iat| c.exp.saturating_sub(iat) > self.max_lifetime)
             || c.exp.saturating_sub(c.nbf) > self.max_lifetime + self.leeway;
         if over_max {
-            return Err(invalid(format!("the token's lifetime exceeds the maximum of {} seconds", self.max_lifetime)));
+            return Err(invalid(format!(
+                "the token's lifetime exceeds the maximum of {} seconds",
+                self.max_lifetime
+            )));
         }
 
         let scp = match c.scp {
@@ -131,7 +155,9 @@ impl TokenValidator {
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            return Err(ApiError::InsufficientScope { scope: missing.join(" ") });
+            return Err(ApiError::InsufficientScope {
+                scope: missing.join(" "),
+            });
         }
         let client = c
             .azp
@@ -144,8 +170,12 @@ impl TokenValidator {
                 "the calling application {client} is not allowed to use this gateway"
             )));
         }
-        let object_id = c.oid.ok_or_else(|| invalid("the token names no user object id (oid)"))?;
-        let tenant_id = c.tid.ok_or_else(|| invalid("the token names no tenant (tid)"))?;
+        let object_id = c
+            .oid
+            .ok_or_else(|| invalid("the token names no user object id (oid)"))?;
+        let tenant_id = c
+            .tid
+            .ok_or_else(|| invalid("the token names no tenant (tid)"))?;
         Ok(Caller {
             tenant_id,
             object_id,
@@ -162,18 +192,23 @@ impl TokenValidator {
             ErrorKind::ExpiredSignature => invalid("the token has expired"),
             ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)"),
             ErrorKind::InvalidSignature => invalid("the token's signature is invalid"),
-            ErrorKind::InvalidIssuer => invalid("the token was not issued by this gateway's tenant"),
+            ErrorKind::InvalidIssuer => {
+                invalid("the token was not issued by this gateway's tenant")
+            }
             ErrorKind::MissingRequiredClaim(c) => invalid(format!("the token has no `{c}` claim")),
             ErrorKind::InvalidAudience => {
                 let aud = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
                     .ok()
                     .and_then(|d| d.claims.get("aud").cloned());
-                let is_graph = aud
-                    .as_ref()
-                    .and_then(|a| a.as_str())
-                    .is_some_and(|a| self.graph_audiences.iter().any(|g| g.eq_ignore_ascii_case(a)));
+                let is_graph = aud.as_ref().and_then(|a| a.as_str()).is_some_and(|a| {
+                    self.graph_audiences
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(a))
+                });
                 if is_graph {
-                    invalid("the token's audience is Microsoft Graph: request a token for this gateway's App ID URI instead")
+                    invalid(
+                        "the token's audience is Microsoft Graph: request a token for this gateway's App ID URI instead",
+                    )
                 } else {
                     invalid("the token's audience is not this gateway")
                 }

@@ -81,13 +81,18 @@ struct InnerError {
 
 /// Backoff before retry `attempt` (0-based): 0.5 s doubling, capped at 8 s, plus up to 50 % jitter.
 fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(4)).min(Duration::from_secs(8));
+    let base = Duration::from_millis(500)
+        .saturating_mul(1 << attempt.min(4))
+        .min(Duration::from_secs(8));
     let jitter = rand::rng().random_range(0.0..0.5);
     base.mul_f64(1.0 + jitter)
 }
 
 fn header_str(headers: &header::HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Extracts and decodes `claims="…"` from a Bearer challenge.
@@ -105,7 +110,13 @@ fn challenge_claims(headers: &header::HeaderMap) -> Option<String> {
 
 impl GraphClient {
     /// Builds the client for `{base}/v1.0`.
-    pub fn new(http: reqwest::Client, graph_base: &str, attempt_timeout: Duration, deadline: Duration, max_retries: u32) -> GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        graph_base: &str,
+        attempt_timeout: Duration,
+        deadline: Duration,
+        max_retries: u32,
+    ) -> GraphClient {
         GraphClient {
             http,
             base: format!("{}/v1.0", graph_base.trim_end_matches('/')),
@@ -116,7 +127,11 @@ impl GraphClient {
     }
 
     /// Sends the upload, retrying what may be retried; returns Graph's `request-id`.
-    pub async fn upload(&self, up: &GraphUpload<'_>, token: &SecretString) -> Result<Option<String>, GraphFailure> {
+    pub async fn upload(
+        &self,
+        up: &GraphUpload<'_>,
+        token: &SecretString,
+    ) -> Result<Option<String>, GraphFailure> {
         let url = format!("{}{}", self.base, up.path);
         let started = Instant::now();
         let deadline = started + self.deadline;
@@ -132,7 +147,10 @@ impl GraphClient {
                 .http
                 .request(up.method.clone(), &url)
                 .timeout(self.attempt_timeout.min(remaining))
-                .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose_secret()),
+                )
                 .header(header::CONTENT_TYPE, "image/jpeg")
                 .header("client-request-id", up.client_request_id)
                 .header("return-client-request-id", "true")
@@ -151,7 +169,14 @@ impl GraphClient {
                 }
                 Err(e) if e.is_connect() => {
                     metrics::graph_call("connect_error", sent.elapsed());
-                    (None, None, ApiError::GraphUnreachable("Microsoft Graph could not be reached (connection refused or failed)".into()))
+                    (
+                        None,
+                        None,
+                        ApiError::GraphUnreachable(
+                            "Microsoft Graph could not be reached (connection refused or failed)"
+                                .into(),
+                        ),
+                    )
                 }
                 Err(_) => {
                     metrics::graph_call("reset", sent.elapsed());
@@ -185,7 +210,12 @@ impl GraphClient {
             }
             attempt += 1;
             metrics::graph_retry();
-            tracing::info!(status = status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, "retrying Graph upload");
+            tracing::info!(
+                status = status.map(|s| s.as_u16()),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying Graph upload"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -203,12 +233,16 @@ async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphEr
             break;
         }
     }
-    let parsed = serde_json::from_slice::<GraphErrorBody>(&body).ok().map(|b| b.error);
+    let parsed = serde_json::from_slice::<GraphErrorBody>(&body)
+        .ok()
+        .map(|b| b.error);
     let (code, message, inner) = match parsed {
         Some(e) => (e.code, e.message, e.inner),
         None => (None, None, None),
     };
-    let (inner_rid, date) = inner.map(|i| (i.request_id, i.date)).unwrap_or((None, None));
+    let (inner_rid, date) = inner
+        .map(|i| (i.request_id, i.date))
+        .unwrap_or((None, None));
     GraphErrorInfo {
         status,
         code,
@@ -220,21 +254,27 @@ async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphEr
 }
 
 fn classify(status: StatusCode, info: GraphErrorInfo, retry_after: Option<Duration>) -> ApiError {
-    let what = info.code.clone().unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let what = info
+        .code
+        .clone()
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
     match status.as_u16() {
         429 | 503 | 504 => ApiError::GraphUnavailable {
             detail: format!("Microsoft Graph is throttling or unavailable ({what}); retry later"),
             retry_after: retry_after.map(retry_after_secs).unwrap_or(5),
-            graph: info,
+            graph: Box::new(info),
         },
         400..=499 => ApiError::GraphRejected {
             detail: match &info.message {
                 Some(m) => format!("Microsoft Graph refused the photo ({what}): {m}"),
                 None => format!("Microsoft Graph refused the photo ({what})"),
             },
-            graph: info,
+            graph: Box::new(info),
         },
-        _ => ApiError::GraphError { detail: format!("Microsoft Graph failed ({what})"), graph: info },
+        _ => ApiError::GraphError {
+            detail: format!("Microsoft Graph failed ({what})"),
+            graph: Box::new(info),
+        },
     }
 }
 
@@ -245,7 +285,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) >= Duration::from_millis(500) && backoff(0) <= Duration::from_millis(750));
+        assert!(
+            backoff(0) >= Duration::from_millis(500) && backoff(0) <= Duration::from_millis(750)
+        );
         assert!(backoff(10) <= Duration::from_secs(12));
     }
 
@@ -254,7 +296,13 @@ mod tests {
         let mut h = header::HeaderMap::new();
         let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
         let b64 = base64::engine::general_purpose::STANDARD.encode(claims);
-        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&format!("Bearer realm=\"\", error=\"insufficient_claims\", claims=\"{b64}\"")).unwrap());
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&format!(
+                "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"{b64}\""
+            ))
+            .unwrap(),
+        );
         assert_eq!(challenge_claims(&h).as_deref(), Some(claims));
     }
 }

@@ -1,18 +1,30 @@
 //! The seven photo targets: parsed from the request path exactly as Graph parses it, and turned
 //! back into a safely encoded Graph path.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::config::TargetScopes;
 
-/// Everything but RFC 3986 unreserved characters and `@` is encoded in an id segment, so that
-/// `#`, `?`, `%` and friends can never change the meaning of the Graph URL.
-const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'@');
+/// Characters that cannot stand literally in a path segment (RFC 3986 `pchar`), plus `%` itself:
+/// `#`, `?`, `/` and friends can never change the meaning of the Graph URL, while ids keep the
+/// `=`, `+`, `@` and `:` that Graph ids and UPNs contain.
+const ID_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Which of Graph's seven photo update paths a request addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,16 +79,28 @@ fn literal(seg: &str, want: &str) -> bool {
 
 /// Checks a decoded id: not empty, not `.`/`..`, no `/`, `\` or control characters.
 pub fn validate_id(what: &str, raw: &str) -> Result<String, TargetError> {
-    let id = decode(raw)
-        .ok_or_else(|| TargetError::InvalidId(format!("the {what} id is not valid UTF-8 after percent-decoding")))?;
+    let id = decode(raw).ok_or_else(|| {
+        TargetError::InvalidId(format!(
+            "the {what} id is not valid UTF-8 after percent-decoding"
+        ))
+    })?;
     if id.is_empty() {
         return Err(TargetError::InvalidId(format!("the {what} id is empty")));
     }
     if id == "." || id == ".." {
-        return Err(TargetError::InvalidId(format!("the {what} id may not be `.` or `..`")));
+        return Err(TargetError::InvalidId(format!(
+            "the {what} id may not be `.` or `..`"
+        )));
     }
-    if let Some(c) = id.chars().find(|c| *c == '/' || *c == '\\' || c.is_control()) {
-        let shown = if c.is_control() { format!("U+{:04X}", c as u32) } else { c.to_string() };
+    if let Some(c) = id
+        .chars()
+        .find(|c| *c == '/' || *c == '\\' || c.is_control())
+    {
+        let shown = if c.is_control() {
+            format!("U+{:04X}", c as u32)
+        } else {
+            c.to_string()
+        };
         return Err(TargetError::InvalidId(format!(
             "the {what} id may not contain {shown} (after percent-decoding)"
         )));
@@ -102,8 +126,12 @@ impl PhotoTarget {
         // like a keyword (a user called `contacts`) still lands in the right place.
         match mid.len() {
             1 if is(0, "me") => Ok(PhotoTarget::Me),
-            2 if is(0, "users") => Ok(PhotoTarget::User { user: validate_id("user", mid[1])? }),
-            2 if is(0, "groups") => Ok(PhotoTarget::Group { group: validate_id("group", mid[1])? }),
+            2 if is(0, "users") => Ok(PhotoTarget::User {
+                user: validate_id("user", mid[1])?,
+            }),
+            2 if is(0, "groups") => Ok(PhotoTarget::Group {
+                group: validate_id("group", mid[1])?,
+            }),
             3 if is(0, "me") && is(1, "contacts") => Ok(PhotoTarget::MyContact {
                 folder: None,
                 contact: validate_id("contact", mid[2])?,
@@ -144,7 +172,11 @@ impl PhotoTarget {
             PhotoTarget::MyContact { folder, contact } => {
                 format!("/me{}", contact_part(folder, contact))
             }
-            PhotoTarget::UserContact { user, folder, contact } => {
+            PhotoTarget::UserContact {
+                user,
+                folder,
+                contact,
+            } => {
                 format!("/users/{}{}", enc(user), contact_part(folder, contact))
             }
         };
@@ -157,16 +189,18 @@ impl PhotoTarget {
             PhotoTarget::Me => "/v1.0/me/photo/$value",
             PhotoTarget::User { .. } => "/v1.0/users/{user}/photo/$value",
             PhotoTarget::Group { .. } => "/v1.0/groups/{group}/photo/$value",
-            PhotoTarget::MyContact { folder: None, .. } => "/v1.0/me/contacts/{contact}/photo/$value",
-            PhotoTarget::MyContact { folder: Some(_), .. } => {
-                "/v1.0/me/contactFolders/{folder}/contacts/{contact}/photo/$value"
+            PhotoTarget::MyContact { folder: None, .. } => {
+                "/v1.0/me/contacts/{contact}/photo/$value"
             }
+            PhotoTarget::MyContact {
+                folder: Some(_), ..
+            } => "/v1.0/me/contactFolders/{folder}/contacts/{contact}/photo/$value",
             PhotoTarget::UserContact { folder: None, .. } => {
                 "/v1.0/users/{user}/contacts/{contact}/photo/$value"
             }
-            PhotoTarget::UserContact { folder: Some(_), .. } => {
-                "/v1.0/users/{user}/contactFolders/{folder}/contacts/{contact}/photo/$value"
-            }
+            PhotoTarget::UserContact {
+                folder: Some(_), ..
+            } => "/v1.0/users/{user}/contactFolders/{folder}/contacts/{contact}/photo/$value",
         }
     }
 
@@ -201,35 +235,92 @@ mod tests {
             ("/v1.0/me/photo/$value", "/me/photo/$value"),
             ("/v1.0/USERS/u1/Photo/%24value", "/users/u1/photo/$value"),
             ("/v1.0/groups/g1/photo/$value", "/groups/g1/photo/$value"),
-            ("/v1.0/me/contacts/c1/photo/$value", "/me/contacts/c1/photo/$value"),
-            ("/v1.0/users/u1/contacts/c1/photo/$value", "/users/u1/contacts/c1/photo/$value"),
-            ("/v1.0/me/contactFolders/f1/contacts/c1/photo/$value", "/me/contactFolders/f1/contacts/c1/photo/$value"),
-            ("/v1.0/users/u1/contactfolders/f1/contacts/c1/photo/%24VALUE", "/users/u1/contactFolders/f1/contacts/c1/photo/$value"),
+            (
+                "/v1.0/me/contacts/c1/photo/$value",
+                "/me/contacts/c1/photo/$value",
+            ),
+            (
+                "/v1.0/users/u1/contacts/c1/photo/$value",
+                "/users/u1/contacts/c1/photo/$value",
+            ),
+            (
+                "/v1.0/me/contactFolders/f1/contacts/c1/photo/$value",
+                "/me/contactFolders/f1/contacts/c1/photo/$value",
+            ),
+            (
+                "/v1.0/users/u1/contactfolders/f1/contacts/c1/photo/%24VALUE",
+                "/users/u1/contactFolders/f1/contacts/c1/photo/$value",
+            ),
         ];
         for (input, graph) in cases {
-            assert_eq!(PhotoTarget::parse(input).unwrap().graph_path(), graph, "{input}");
+            assert_eq!(
+                PhotoTarget::parse(input).unwrap().graph_path(),
+                graph,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn guest_upn_is_decoded_then_re_encoded() {
-        let t = PhotoTarget::parse("/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value").unwrap();
-        assert_eq!(t, PhotoTarget::User { user: "alex_fabrikam.com#EXT#@contoso.onmicrosoft.com".into() });
-        assert_eq!(t.graph_path(), "/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value");
+        let t = PhotoTarget::parse(
+            "/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value",
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            PhotoTarget::User {
+                user: "alex_fabrikam.com#EXT#@contoso.onmicrosoft.com".into()
+            }
+        );
+        assert_eq!(
+            t.graph_path(),
+            "/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value"
+        );
+    }
+
+    #[test]
+    fn ids_keep_pchar_and_lose_everything_else() {
+        let t = PhotoTarget::MyContact {
+            folder: None,
+            contact: "AAMk+x=:@'$!(y)".into(),
+        };
+        assert_eq!(t.graph_path(), "/me/contacts/AAMk+x=:@'$!(y)/photo/$value");
+        let t = PhotoTarget::User {
+            user: "a b?c%d\u{e9}[x]".into(),
+        };
+        assert_eq!(
+            t.graph_path(),
+            "/users/a%20b%3Fc%25d%C3%A9%5Bx%5D/photo/$value"
+        );
     }
 
     #[test]
     fn dangerous_ids_are_refused() {
-        for bad in ["%2e%2e", ".", "..", "a%2Fb", "a%5Cb", "a%00b", "a%0Ab", "%FF", "a%7F"] {
+        for bad in [
+            "%2e%2e", ".", "..", "a%2Fb", "a%5Cb", "a%00b", "a%0Ab", "%FF", "a%7F",
+        ] {
             let p = format!("/v1.0/users/{bad}/photo/$value");
-            assert!(matches!(PhotoTarget::parse(&p), Err(TargetError::InvalidId(_))), "{p}");
+            assert!(
+                matches!(PhotoTarget::parse(&p), Err(TargetError::InvalidId(_))),
+                "{p}"
+            );
         }
-        assert!(matches!(PhotoTarget::parse("/v1.0/users//photo/$value"), Err(TargetError::InvalidId(_))));
+        assert!(matches!(
+            PhotoTarget::parse("/v1.0/users//photo/$value"),
+            Err(TargetError::InvalidId(_))
+        ));
     }
 
     #[test]
     fn other_paths_are_not_routes() {
-        for p in ["/v1.0/me/photo", "/v1.0/me/photos/$value", "/beta/me/photo/$value", "/v1.0/teams/t/photo/$value", "/v1.0/me/photo/$value/"] {
+        for p in [
+            "/v1.0/me/photo",
+            "/v1.0/me/photos/$value",
+            "/beta/me/photo/$value",
+            "/v1.0/teams/t/photo/$value",
+            "/v1.0/me/photo/$value/",
+        ] {
             assert_eq!(PhotoTarget::parse(p), Err(TargetError::NoSuchRoute), "{p}");
         }
     }

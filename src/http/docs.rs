@@ -58,7 +58,9 @@ impl Modify for BearerScheme {
 
 /// The document as pretty JSON, exactly as committed in `openapi/openapi.json`.
 pub fn openapi_pretty_json() -> String {
-    let mut s = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let mut s = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into());
     s.push('\n');
     s
 }
@@ -67,7 +69,9 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(openapi_pretty_json);
 
 /// `GET /openapi.json`.
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(OPENAPI_JSON.as_str())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI_JSON.as_str())
 }
 
 /// Swagger UI at `/docs/`, reading `/openapi.json`.
@@ -77,5 +81,7 @@ pub fn swagger_ui() -> SwaggerUi {
 
 /// `GET /docs` → `/docs/`.
 pub async fn docs_redirect() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
 }

@@ -33,7 +33,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         return Err(ApiError::NotReady("the gateway is shutting down".into()));
     }
     if !state.keys.is_loaded() {
-        return Err(ApiError::NotReady("the tenant's signing keys are not loaded yet".into()));
+        return Err(ApiError::NotReady(
+            "the tenant's signing keys are not loaded yet".into(),
+        ));
     }
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

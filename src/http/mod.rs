@@ -33,5 +33,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!("{} is not supported here: use PUT or PATCH", req.method())))
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not supported here: use PUT or PATCH",
+        req.method()
+    )))
 }

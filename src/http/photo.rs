@@ -30,14 +30,24 @@ pub async fn update_photo(
     })?;
     span.record("http.route", target.template());
     span.record("target_kind", target.kind());
-    req.extensions_mut().insert(RouteTemplate(target.template()));
+    req.extensions_mut()
+        .insert(RouteTemplate(target.template()));
     let request_id = req.extensions().get::<RequestId>().cloned();
-    let request_id = request_id.map(|r| r.0).unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
+    let request_id = request_id
+        .map(|r| r.0)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
     let _in_flight = state.in_flight();
     let receipt = state
         .photos
         .update(
-            PhotoUpdate { caller: &caller, target: &target, method: reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?, headers: req.headers(), request_id: &request_id },
+            PhotoUpdate {
+                caller: &caller,
+                target: &target,
+                method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+                    .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?,
+                headers: req.headers(),
+                request_id: &request_id,
+            },
             payload,
         )
         .await?;
@@ -112,17 +122,55 @@ The photo must be a JPEG smaller than 4,194,304 bytes (configurable).",
     };
 }
 
-photo_operation!(me_photo, "/v1.0/me/photo/$value", "Set the signed-in user's photo", []);
-photo_operation!(user_photo, "/v1.0/users/{user}/photo/$value", "Set a user's photo",
-    [("user", "Object id or userPrincipalName (guest UPNs with `#EXT#` percent-encoded)")]);
-photo_operation!(group_photo, "/v1.0/groups/{group}/photo/$value", "Set a group's photo", [("group", "Group object id")]);
-photo_operation!(my_contact_photo, "/v1.0/me/contacts/{contact}/photo/$value", "Set a photo of one of the signed-in user's contacts",
-    [("contact", "Contact id")]);
-photo_operation!(user_contact_photo, "/v1.0/users/{user}/contacts/{contact}/photo/$value", "Set a photo of a user's contact",
-    [("user", "Object id or userPrincipalName"), ("contact", "Contact id")]);
-photo_operation!(my_folder_contact_photo, "/v1.0/me/contactfolders/{folder}/contacts/{contact}/photo/$value",
+photo_operation!(
+    me_photo,
+    "/v1.0/me/photo/$value",
+    "Set the signed-in user's photo",
+    []
+);
+photo_operation!(
+    user_photo,
+    "/v1.0/users/{user}/photo/$value",
+    "Set a user's photo",
+    [(
+        "user",
+        "Object id or userPrincipalName (guest UPNs with `#EXT#` percent-encoded)"
+    )]
+);
+photo_operation!(
+    group_photo,
+    "/v1.0/groups/{group}/photo/$value",
+    "Set a group's photo",
+    [("group", "Group object id")]
+);
+photo_operation!(
+    my_contact_photo,
+    "/v1.0/me/contacts/{contact}/photo/$value",
+    "Set a photo of one of the signed-in user's contacts",
+    [("contact", "Contact id")]
+);
+photo_operation!(
+    user_contact_photo,
+    "/v1.0/users/{user}/contacts/{contact}/photo/$value",
+    "Set a photo of a user's contact",
+    [
+        ("user", "Object id or userPrincipalName"),
+        ("contact", "Contact id")
+    ]
+);
+photo_operation!(
+    my_folder_contact_photo,
+    "/v1.0/me/contactfolders/{folder}/contacts/{contact}/photo/$value",
     "Set a photo of a contact in one of the signed-in user's contact folders",
-    [("folder", "Contact folder id"), ("contact", "Contact id")]);
-photo_operation!(user_folder_contact_photo, "/v1.0/users/{user}/contactfolders/{folder}/contacts/{contact}/photo/$value",
+    [("folder", "Contact folder id"), ("contact", "Contact id")]
+);
+photo_operation!(
+    user_folder_contact_photo,
+    "/v1.0/users/{user}/contactfolders/{folder}/contacts/{contact}/photo/$value",
     "Set a photo of a contact in a user's contact folder",
-    [("user", "Object id or userPrincipalName"), ("folder", "Contact folder id"), ("contact", "Contact id")]);
+    [
+        ("user", "Object id or userPrincipalName"),
+        ("folder", "Contact folder id"),
+        ("contact", "Contact id")
+    ]
+);

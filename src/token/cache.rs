@@ -17,7 +17,12 @@ type Key = [u8; 32];
 struct TokenExpiry;
 
 impl Expiry<Key, Arc<GraphToken>> for TokenExpiry {
-    fn expire_after_create(&self, _key: &Key, value: &Arc<GraphToken>, created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &Key,
+        value: &Arc<GraphToken>,
+        created_at: Instant,
+    ) -> Option<Duration> {
         Some(value.cache_until.saturating_duration_since(created_at))
     }
 
@@ -50,7 +55,13 @@ fn key(assertion: &str, scope: &str) -> Key {
 impl TokenCache {
     /// A cache of at most `capacity` tokens.
     pub fn new(obo: OboClient, capacity: u64) -> TokenCache {
-        TokenCache { cache: Cache::builder().max_capacity(capacity).expire_after(TokenExpiry).build(), obo }
+        TokenCache {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(TokenExpiry)
+                .build(),
+            obo,
+        }
     }
 
     /// A Graph token for `scope` on behalf of the caller whose token is `assertion`.
@@ -58,7 +69,12 @@ impl TokenCache {
         let entry = self
             .cache
             .entry(key(assertion, scope))
-            .or_try_insert_with(async { self.obo.exchange(assertion, scope, None).await.map(Arc::new) })
+            .or_try_insert_with(async {
+                self.obo
+                    .exchange(assertion, scope, None)
+                    .await
+                    .map(Arc::new)
+            })
             .await
             .map_err(|e| (*e).clone())?;
         metrics::token_cache(entry.is_fresh(), self.cache.entry_count());
@@ -67,7 +83,12 @@ impl TokenCache {
 
     /// A fresh token, bypassing and then replacing the cached one (after Graph refused it),
     /// carrying Graph's claims challenge when it sent one.
-    pub async fn refresh(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<Arc<GraphToken>, OboError> {
+    pub async fn refresh(
+        &self,
+        assertion: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<Arc<GraphToken>, OboError> {
         let k = key(assertion, scope);
         self.cache.invalidate(&k).await;
         let token = Arc::new(self.obo.exchange(assertion, scope, claims).await?);

@@ -30,7 +30,10 @@ struct FileStamp {
 }
 
 fn stamp(path: &Path) -> Option<FileStamp> {
-    std::fs::metadata(path).ok().map(|m| FileStamp { modified: m.modified().ok(), len: m.len() })
+    std::fs::metadata(path).ok().map(|m| FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+    })
 }
 
 struct CertMaterial {
@@ -57,7 +60,11 @@ pub struct ClientAuth(pub Vec<(&'static str, SecretString)>);
 impl Credential {
     /// Wraps the configured credential.
     pub fn new(config: CredentialConfig) -> Credential {
-        Credential { config, secret_cache: Mutex::new(None), cert_cache: Mutex::new(None) }
+        Credential {
+            config,
+            secret_cache: Mutex::new(None),
+            cert_cache: Mutex::new(None),
+        }
     }
 
     /// True when the credential comes from a file that may have been rotated.
@@ -72,7 +79,11 @@ impl Credential {
     }
 
     /// Form fields authenticating `client_id` at `token_endpoint`.
-    pub fn client_auth(&self, client_id: &str, token_endpoint: &str) -> Result<ClientAuth, CredentialError> {
+    pub fn client_auth(
+        &self,
+        client_id: &str,
+        token_endpoint: &str,
+    ) -> Result<ClientAuth, CredentialError> {
         match &self.config {
             CredentialConfig::Secret(s) => Ok(ClientAuth(vec![("client_secret", s.clone())])),
             CredentialConfig::SecretFile(path) => {
@@ -81,15 +92,21 @@ impl Credential {
             }
             CredentialConfig::FederatedTokenFile(path) => {
                 // Read on every exchange: the kubelet rotates it, and exchanges are rare (cached).
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| CredentialError(format!("reading the federated token file {path:?}: {e}")))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CredentialError(format!("reading the federated token file {path:?}: {e}"))
+                })?;
                 let token = text.trim();
                 if token.is_empty() {
-                    return Err(CredentialError(format!("the federated token file {path:?} is empty")));
+                    return Err(CredentialError(format!(
+                        "the federated token file {path:?} is empty"
+                    )));
                 }
                 Ok(assertion_fields(SecretString::from(token.to_owned())))
             }
-            CredentialConfig::Certificate { cert_file, key_file } => {
+            CredentialConfig::Certificate {
+                cert_file,
+                key_file,
+            } => {
                 let material = self.certificate(cert_file, key_file)?;
                 let now = jsonwebtoken::get_current_timestamp();
                 let mut header = Header::new(Algorithm::PS256);
@@ -118,17 +135,27 @@ impl Credential {
         {
             return Ok(m.secret.clone());
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CredentialError(format!("reading the client secret file {path:?}: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CredentialError(format!("reading the client secret file {path:?}: {e}"))
+        })?;
         let secret = SecretString::from(text.trim().to_owned());
         if secret.expose_secret().is_empty() {
-            return Err(CredentialError(format!("the client secret file {path:?} is empty")));
+            return Err(CredentialError(format!(
+                "the client secret file {path:?} is empty"
+            )));
         }
-        *cache = Some(SecretMaterial { stamp: now_stamp, secret: secret.clone() });
+        *cache = Some(SecretMaterial {
+            stamp: now_stamp,
+            secret: secret.clone(),
+        });
         Ok(secret)
     }
 
-    fn certificate(&self, cert_file: &Path, key_file: &Path) -> Result<std::sync::Arc<CertMaterial>, CredentialError> {
+    fn certificate(
+        &self,
+        cert_file: &Path,
+        key_file: &Path,
+    ) -> Result<std::sync::Arc<CertMaterial>, CredentialError> {
         let stamps = (stamp(cert_file), stamp(key_file));
         let mut cache = self.cert_cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = cache.as_ref()
@@ -138,12 +165,20 @@ impl Credential {
         }
         let cert = CertificateDer::from_pem_file(cert_file)
             .map_err(|e| CredentialError(format!("reading the certificate {cert_file:?}: {e}")))?;
-        let x5t_s256 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(cert.as_ref()));
+        let x5t_s256 =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(cert.as_ref()));
         let key_pem = std::fs::read(key_file)
             .map_err(|e| CredentialError(format!("reading the private key {key_file:?}: {e}")))?;
-        let key = EncodingKey::from_rsa_pem(&key_pem)
-            .map_err(|e| CredentialError(format!("the private key {key_file:?} is not an RSA PEM key: {e}")))?;
-        let m = std::sync::Arc::new(CertMaterial { stamp: stamps, key, x5t_s256 });
+        let key = EncodingKey::from_rsa_pem(&key_pem).map_err(|e| {
+            CredentialError(format!(
+                "the private key {key_file:?} is not an RSA PEM key: {e}"
+            ))
+        })?;
+        let m = std::sync::Arc::new(CertMaterial {
+            stamp: stamps,
+            key,
+            x5t_s256,
+        });
         *cache = Some(m.clone());
         Ok(m)
     }
@@ -151,7 +186,10 @@ impl Credential {
 
 fn assertion_fields(assertion: SecretString) -> ClientAuth {
     ClientAuth(vec![
-        ("client_assertion_type", SecretString::from(JWT_BEARER_ASSERTION)),
+        (
+            "client_assertion_type",
+            SecretString::from(JWT_BEARER_ASSERTION),
+        ),
         ("client_assertion", assertion),
     ])
 }

@@ -66,21 +66,33 @@ impl From<&OboError> for ApiError {
     fn from(e: &OboError) -> ApiError {
         match e {
             OboError::ConsentRequired { description, scope } => ApiError::ConsentRequired {
-                detail: format!("the user or an administrator must consent to {scope} for this gateway: {description}"),
+                detail: format!(
+                    "the user or an administrator must consent to {scope} for this gateway: {description}"
+                ),
                 scope: scope.clone(),
             },
-            OboError::ClaimsChallenge { description, claims } => ApiError::ClaimsChallenge {
-                detail: format!("Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"),
+            OboError::ClaimsChallenge {
+                description,
+                claims,
+            } => ApiError::ClaimsChallenge {
+                detail: format!(
+                    "Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"
+                ),
                 claims: claims.clone(),
             },
-            OboError::AssertionRejected(d) => {
-                ApiError::InvalidToken(format!("Entra rejected the token in the On-Behalf-Of exchange: {d}"))
-            }
+            OboError::AssertionRejected(d) => ApiError::InvalidToken(format!(
+                "Entra rejected the token in the On-Behalf-Of exchange: {d}"
+            )),
             OboError::CredentialRejected(d) => ApiError::GatewayCredentialRejected(format!(
                 "Entra rejected the gateway's own credential; an operator must fix the client secret, certificate or federated identity configuration: {d}"
             )),
-            OboError::Refused(d) => ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}")),
-            OboError::Unavailable { description, retry_after } => ApiError::IdentityUnavailable {
+            OboError::Refused(d) => {
+                ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}"))
+            }
+            OboError::Unavailable {
+                description,
+                retry_after,
+            } => ApiError::IdentityUnavailable {
                 detail: format!("Entra ID could not issue a Graph token: {description}"),
                 retry_after: retry_after_secs(*retry_after),
             },
@@ -132,7 +144,8 @@ pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option
         Duration::from_secs_f64(secs.min(3600.0))
     } else {
         let when = httpdate::parse_http_date(v).ok()?;
-        when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     };
     Some(d.min(Duration::from_secs(3600)))
 }
@@ -148,16 +161,34 @@ pub struct OboClient {
 
 impl OboClient {
     /// Builds the client.
-    pub fn new(http: reqwest::Client, endpoint: String, client_id: String, credential: Credential, margin: Duration) -> OboClient {
-        OboClient { http, endpoint, client_id, credential: Arc::new(credential), margin }
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: String,
+        client_id: String,
+        credential: Credential,
+        margin: Duration,
+    ) -> OboClient {
+        OboClient {
+            http,
+            endpoint,
+            client_id,
+            credential: Arc::new(credential),
+            margin,
+        }
     }
 
     /// Exchanges `assertion` for a Graph token for `scope`, re-reading a file credential once if
     /// Entra rejects it (it may have been rotated under us).
-    pub async fn exchange(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<GraphToken, OboError> {
+    pub async fn exchange(
+        &self,
+        assertion: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<GraphToken, OboError> {
         let started = Instant::now();
         let mut result = self.exchange_once(assertion, scope, claims).await;
-        if matches!(result, Err(OboError::CredentialRejected(_))) && self.credential.is_file_based() {
+        if matches!(result, Err(OboError::CredentialRejected(_))) && self.credential.is_file_based()
+        {
             self.credential.invalidate();
             result = self.exchange_once(assertion, scope, claims).await;
         }
@@ -171,7 +202,12 @@ impl OboClient {
         result
     }
 
-    async fn exchange_once(&self, assertion: &str, scope: &str, claims: Option<&str>) -> Result<GraphToken, OboError> {
+    async fn exchange_once(
+        &self,
+        assertion: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<GraphToken, OboError> {
         let auth = self
             .credential
             .client_auth(&self.client_id, &self.endpoint)
@@ -212,14 +248,18 @@ impl OboClient {
             retry_after: Duration::from_secs(5),
         })?;
         if status.is_success() {
-            let ok: TokenSuccess = serde_json::from_slice(&body).map_err(|_| OboError::Unavailable {
-                description: "the token endpoint's answer is unreadable".into(),
-                retry_after: Duration::from_secs(5),
-            })?;
+            let ok: TokenSuccess =
+                serde_json::from_slice(&body).map_err(|_| OboError::Unavailable {
+                    description: "the token endpoint's answer is unreadable".into(),
+                    retry_after: Duration::from_secs(5),
+                })?;
             let lifetime = Duration::from_secs(ok.expires_in);
             // Counted from when the request was sent, so network time never stretches the lifetime.
             let cache_until = sent_at + lifetime.saturating_sub(self.margin);
-            return Ok(GraphToken { access_token: SecretString::from(ok.access_token), cache_until });
+            return Ok(GraphToken {
+                access_token: SecretString::from(ok.access_token),
+                cache_until,
+            });
         }
         if status.as_u16() == 429 || status.is_server_error() {
             return Err(OboError::Unavailable {
@@ -229,7 +269,10 @@ impl OboClient {
         }
         let Ok(f) = serde_json::from_slice::<TokenFailure>(&body) else {
             return Err(OboError::Unavailable {
-                description: format!("the token endpoint answered HTTP {} with an unreadable body", status.as_u16()),
+                description: format!(
+                    "the token endpoint answered HTTP {} with an unreadable body",
+                    status.as_u16()
+                ),
                 retry_after: Duration::from_secs(5),
             });
         };
@@ -239,21 +282,47 @@ impl OboClient {
 
 /// Maps an Entra error answer to what the caller or operator must do.
 fn classify(f: TokenFailure, scope: &str) -> OboError {
-    let has = |code: u64| f.error_codes.contains(&code) || f.error_description.starts_with(&format!("AADSTS{code}:"));
+    let has = |code: u64| {
+        f.error_codes.contains(&code) || f.error_description.starts_with(&format!("AADSTS{code}:"))
+    };
     let first_line = f.error_description.lines().next().unwrap_or("").to_owned();
-    let description = if first_line.is_empty() { f.error.clone() } else { first_line };
-    if has(65001) || f.suberror.as_deref() == Some("consent_required") || f.error == "consent_required" {
-        return OboError::ConsentRequired { description, scope: scope.to_owned() };
+    let description = if first_line.is_empty() {
+        f.error.clone()
+    } else {
+        first_line
+    };
+    if has(65001)
+        || f.suberror.as_deref() == Some("consent_required")
+        || f.error == "consent_required"
+    {
+        return OboError::ConsentRequired {
+            description,
+            scope: scope.to_owned(),
+        };
     }
     if let Some(claims) = f.claims.filter(|c| !c.is_empty())
-        && (f.error == "interaction_required" || has(50076) || has(50079) || f.error == "invalid_grant")
+        && (f.error == "interaction_required"
+            || has(50076)
+            || has(50079)
+            || f.error == "invalid_grant")
     {
-        return OboError::ClaimsChallenge { description, claims };
+        return OboError::ClaimsChallenge {
+            description,
+            claims,
+        };
     }
-    if f.error == "invalid_client" || [7000215, 7000222, 700024, 700027, 7000274, 700016].iter().any(|c| has(*c)) {
+    if f.error == "invalid_client"
+        || [7000215, 7000222, 700024, 700027, 7000274, 700016]
+            .iter()
+            .any(|c| has(*c))
+    {
         return OboError::CredentialRejected(description);
     }
-    if [50013, 500131, 500133, 50173, 700082].iter().any(|c| has(*c)) || f.error == "invalid_grant" {
+    if [50013, 500131, 500133, 50173, 700082]
+        .iter()
+        .any(|c| has(*c))
+        || f.error == "invalid_grant"
+    {
         return OboError::AssertionRejected(description);
     }
     OboError::Refused(description)
@@ -266,13 +335,28 @@ mod tests {
 
     #[test]
     fn retry_after_accepts_fractions_and_dates() {
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("2.128"))), Some(Duration::from_secs_f64(2.128)));
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("0"))), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("2.128"))),
+            Some(Duration::from_secs_f64(2.128))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("0"))),
+            Some(Duration::ZERO)
+        );
         let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
         let d = parse_retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
-        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28), "{d:?}");
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("soon"))), None);
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("-1"))), None);
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("soon"))),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("-1"))),
+            None
+        );
     }
 
     #[test]
@@ -284,11 +368,29 @@ mod tests {
             suberror: None,
             claims: claims.map(str::to_owned),
         };
-        assert!(matches!(classify(f("invalid_grant", vec![65001], None), "s"), OboError::ConsentRequired { .. }));
-        assert!(matches!(classify(f("interaction_required", vec![50076], Some("{}")), "s"), OboError::ClaimsChallenge { .. }));
-        assert!(matches!(classify(f("invalid_grant", vec![500133], None), "s"), OboError::AssertionRejected(_)));
-        assert!(matches!(classify(f("invalid_client", vec![7000215], None), "s"), OboError::CredentialRejected(_)));
-        assert!(matches!(classify(f("invalid_request", vec![700024], None), "s"), OboError::CredentialRejected(_)));
-        assert!(matches!(classify(f("invalid_scope", vec![70011], None), "s"), OboError::Refused(_)));
+        assert!(matches!(
+            classify(f("invalid_grant", vec![65001], None), "s"),
+            OboError::ConsentRequired { .. }
+        ));
+        assert!(matches!(
+            classify(f("interaction_required", vec![50076], Some("{}")), "s"),
+            OboError::ClaimsChallenge { .. }
+        ));
+        assert!(matches!(
+            classify(f("invalid_grant", vec![500133], None), "s"),
+            OboError::AssertionRejected(_)
+        ));
+        assert!(matches!(
+            classify(f("invalid_client", vec![7000215], None), "s"),
+            OboError::CredentialRejected(_)
+        ));
+        assert!(matches!(
+            classify(f("invalid_request", vec![700024], None), "s"),
+            OboError::CredentialRejected(_)
+        ));
+        assert!(matches!(
+            classify(f("invalid_scope", vec![70011], None), "s"),
+            OboError::Refused(_)
+        ));
     }
 }

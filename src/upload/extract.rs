@@ -73,7 +73,12 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     let ct = ct.to_str().map_err(|_| {
         ApiError::UnsupportedMediaType("the Content-Type header is not valid ASCII".into())
     })?;
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "multipart/form-data" => Ok(BodyKind::Multipart),
         "application/octet-stream" | "" => Ok(BodyKind::Raw),
@@ -102,7 +107,11 @@ impl Sink {
     fn new(limit: usize, expected: Option<usize>) -> Sink {
         // Sized once from the declared length so the buffer never reallocates.
         let cap = expected.unwrap_or(64 * 1024).min(limit);
-        Sink { buf: BytesMut::with_capacity(cap), hasher: Sha256::new(), limit }
+        Sink {
+            buf: BytesMut::with_capacity(cap),
+            hasher: Sha256::new(),
+            limit,
+        }
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
@@ -124,7 +133,10 @@ impl Sink {
                 "the photo must be a JPEG image (image/jpeg); the bytes are {seen}"
             )));
         }
-        Ok(Photo { sha256: hex::encode(self.hasher.finalize()), bytes: self.buf.freeze() })
+        Ok(Photo {
+            sha256: hex::encode(self.hasher.finalize()),
+            bytes: self.buf.freeze(),
+        })
     }
 }
 
@@ -141,14 +153,17 @@ fn payload_error(e: PayloadError) -> ApiError {
 fn multipart_error(e: MultipartError) -> ApiError {
     match e {
         MultipartError::Payload(p) => payload_error(p),
-        MultipartError::BoundaryMissing | MultipartError::ContentTypeParse => ApiError::InvalidBody(
-            "the multipart Content-Type has no usable boundary parameter".into(),
-        ),
+        MultipartError::BoundaryMissing | MultipartError::ContentTypeParse => {
+            ApiError::InvalidBody(
+                "the multipart Content-Type has no usable boundary parameter".into(),
+            )
+        }
         MultipartError::Nested => ApiError::InvalidBody(
             "nested multipart bodies are not accepted: send one file part named `photo`".into(),
         ),
         MultipartError::Incomplete => ApiError::InvalidBody(
-            "the multipart body is incomplete or its boundary does not match the Content-Type".into(),
+            "the multipart body is incomplete or its boundary does not match the Content-Type"
+                .into(),
         ),
         other => ApiError::InvalidBody(format!(
             "the multipart body is malformed ({other}): send exactly one file part named `photo`"
@@ -173,12 +188,16 @@ pub async fn read_photo(
     };
     if too_large {
         drain(&mut payload, declared, limits.read_timeout).await;
-        return Err(ApiError::PhotoTooLarge { limit: limits.max_bytes });
+        return Err(ApiError::PhotoTooLarge {
+            limit: limits.max_bytes,
+        });
     }
     let read = async {
         match kind {
             BodyKind::Raw => read_raw(&mut payload, declared, limits.max_bytes).await,
-            BodyKind::Multipart => read_multipart(headers, &mut payload, declared, limits.max_bytes).await,
+            BodyKind::Multipart => {
+                read_multipart(headers, &mut payload, declared, limits.max_bytes).await
+            }
         }
     };
     let result = match tokio::time::timeout(limits.read_timeout, read).await {
@@ -238,7 +257,9 @@ async fn read_multipart(
         photo = Some(sink.finish()?);
     }
     photo.ok_or_else(|| {
-        ApiError::InvalidBody("the form has no `photo` file part: send exactly one file part named `photo`".into())
+        ApiError::InvalidBody(
+            "the form has no `photo` file part: send exactly one file part named `photo`".into(),
+        )
     })
 }
 

@@ -33,7 +33,12 @@ pub fn detect(head: &[u8]) -> Option<&'static str> {
 
 /// A JPEG starts with SOI (`FF D8`) followed by another marker (`FF xx`, xx not 00/FF).
 pub fn is_jpeg(head: &[u8]) -> bool {
-    head.len() >= 4 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF && head[3] >= 0xC0 && head[3] != 0xFF
+    head.len() >= 4
+        && head[0] == 0xFF
+        && head[1] == 0xD8
+        && head[2] == 0xFF
+        && head[3] >= 0xC0
+        && head[3] != 0xFF
 }
 
 #[cfg(test)]

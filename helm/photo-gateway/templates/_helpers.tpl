@@ -1,0 +1,166 @@
+{{/* vim: set filetype=mustache: */}}
+
+{{- define "photo-gateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "photo-gateway.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "photo-gateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of the gateway pods. The component label keeps the helm test pod out of the Service. */}}
+{{- define "photo-gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "photo-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "photo-gateway.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "photo-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+{{- end -}}
+
+{{- define "photo-gateway.commonLabels" -}}
+helm.sh/chart: {{ include "photo-gateway.chart" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: photo-gateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "photo-gateway.labels" -}}
+{{ include "photo-gateway.selectorLabels" . }}
+{{ include "photo-gateway.commonLabels" . }}
+{{- end -}}
+
+{{- define "photo-gateway.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "photo-gateway.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* registry/repository:tag, or registry/repository@digest when a digest is given. */}}
+{{- define "photo-gateway.image" -}}
+{{- $registry := .Values.image.registry -}}
+{{- $global := .Values.global | default dict -}}
+{{- with (dig "imageRegistry" "" $global) }}{{ $registry = . }}{{ end -}}
+{{- $repository := .Values.image.repository -}}
+{{- if $registry }}{{ $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}{{ end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "photo-gateway.imagePullSecrets" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $secrets := concat (dig "imagePullSecrets" list $global) .Values.imagePullSecrets -}}
+{{- if $secrets -}}
+imagePullSecrets:
+{{- range $secrets }}
+{{- if kindIs "string" . }}
+  - name: {{ . }}
+{{- else }}
+  - name: {{ .name }}
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* Directory holding the credential files inside the container. */}}
+{{- define "photo-gateway.secretDir" -}}
+/var/run/secrets/photo-gateway
+{{- end -}}
+
+{{/* "true" when the chart creates a Secret from inline values. */}}
+{{- define "photo-gateway.createSecret" -}}
+{{- $c := .Values.credentials -}}
+{{- if and (not .Values.workloadIdentity.enabled) (not $c.existingSecret) -}}
+{{- if and (eq $c.type "clientSecret") $c.clientSecret -}}true{{- end -}}
+{{- if and (eq $c.type "certificate") $c.certificate $c.certificateKey -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret mounted into the pod, or empty when none is. */}}
+{{- define "photo-gateway.secretName" -}}
+{{- if not .Values.workloadIdentity.enabled -}}
+{{- if .Values.credentials.existingSecret -}}
+{{- .Values.credentials.existingSecret -}}
+{{- else if include "photo-gateway.createSecret" . -}}
+{{- include "photo-gateway.fullname" . -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Client ID used for Azure Workload Identity. */}}
+{{- define "photo-gateway.workloadIdentityClientId" -}}
+{{- .Values.workloadIdentity.clientId | default .Values.config.clientId -}}
+{{- end -}}
+
+{{/* Shutdown budget: preStop sleep + drain + in-flight deadline + margin. */}}
+{{- define "photo-gateway.graceBudget" -}}
+{{- $s := .Values.shutdown -}}
+{{- add (int $s.preStopSleepSeconds) (int $s.drainSeconds) (int $s.timeoutSeconds) (int $s.marginSeconds) -}}
+{{- end -}}
+
+{{- define "photo-gateway.terminationGracePeriodSeconds" -}}
+{{- $budget := include "photo-gateway.graceBudget" . | int -}}
+{{- $explicit := int .Values.shutdown.terminationGracePeriodSeconds -}}
+{{- if gt $explicit 0 -}}
+{{- if lt $explicit $budget -}}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) is below the shutdown budget preStopSleepSeconds + drainSeconds + timeoutSeconds + marginSeconds (%d)" $explicit $budget) -}}
+{{- end -}}
+{{- $explicit -}}
+{{- else -}}
+{{- $budget -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Replicas that run when the cluster is steady: minReplicas under the HPA. */}}
+{{- define "photo-gateway.minReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- int .Values.autoscaling.minReplicas -}}
+{{- else -}}
+{{- int .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Cross-field checks that a JSON schema cannot express well. */}}
+{{- define "photo-gateway.validate" -}}
+{{- $c := .Values.credentials -}}
+{{- if and .Values.workloadIdentity.enabled (not (include "photo-gateway.workloadIdentityClientId" .)) -}}
+{{- fail "workloadIdentity.enabled needs workloadIdentity.clientId or config.clientId" -}}
+{{- end -}}
+{{- $exp := int .Values.workloadIdentity.tokenExpirationSeconds -}}
+{{- if and (gt $exp 0) (or (lt $exp 3600) (gt $exp 86400)) -}}
+{{- fail "workloadIdentity.tokenExpirationSeconds must be 0 or between 3600 and 86400" -}}
+{{- end -}}
+{{- if and (eq $c.type "certificate") (not $c.existingSecret) (or $c.certificate $c.certificateKey) (not (and $c.certificate $c.certificateKey)) -}}
+{{- fail "credentials.certificate and credentials.certificateKey must be given together" -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.service.exposeMetrics) -}}
+{{- fail "metrics.serviceMonitor.enabled needs service.exposeMetrics" -}}
+{{- end -}}
+{{- end -}}

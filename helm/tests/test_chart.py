@@ -1,0 +1,518 @@
+"""Assertions on rendered fields of the photo-gateway chart (helm template, no cluster)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CHART, FULLNAME, NAMESPACE, RELEASE, render, render_fails, run_helm
+
+SECRET_DIR = "/var/run/secrets/photo-gateway"
+CI_FILES = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
+BAD_VALUES = Path(__file__).resolve().parent / "bad-values.yaml"
+
+
+def selector_labels(r):
+    return r.deployment["spec"]["selector"]["matchLabels"]
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# ------------------------------------------------------------------ inventory
+
+
+def test_ci_values_files_cover_the_required_scenarios():
+    for wanted in ("ingress-tls", "workload-identity", "autoscaling", "httproute", "networkpolicy-servicemonitor"):
+        assert f"{wanted}-values.yaml" in CI_FILES
+
+
+def test_default_objects(default):
+    assert default.kinds() == sorted(
+        ["ConfigMap", "Deployment", "PodDisruptionBudget", "Pod", "Service", "ServiceAccount"]
+    )
+
+
+@pytest.mark.parametrize("values_file", CI_FILES)
+def test_every_ci_values_file_renders(values_file):
+    r = render(values_file)
+    assert r.deployment["metadata"]["name"] == FULLNAME
+    for doc in r.docs:
+        assert doc["metadata"].get("namespace") == NAMESPACE, doc["kind"]
+
+
+# ------------------------------------------------------------------ probes and container
+
+
+def test_probe_paths(default):
+    c = default.container
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # The startup probe allows a generous start before liveness can kill the pod.
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 30
+
+
+def test_ports(default):
+    ports = {p["name"]: p["containerPort"] for p in default.container["ports"]}
+    assert ports == {"http": 8080, "metrics": 9090}
+    assert default.config["PHOTO_GATEWAY_LISTEN_ADDR"] == "0.0.0.0:8080"
+    assert default.config["PHOTO_GATEWAY_METRICS_ADDR"] == "0.0.0.0:9090"
+    svc = {p["name"]: (p["port"], p["targetPort"]) for p in default.one("Service")["spec"]["ports"]}
+    assert svc == {"http": (8080, "http"), "metrics": (9090, "metrics")}
+
+
+def test_resources_set_by_default(default):
+    res = default.container["resources"]
+    assert res["requests"]["cpu"] and res["requests"]["memory"]
+    assert res["limits"]["memory"]
+
+
+def test_security_context(default):
+    pod = default.pod_spec["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == 65532 and pod["runAsGroup"] == 65532
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = default.container["securityContext"]
+    assert c["runAsNonRoot"] is True
+    assert c["runAsUser"] == 65532 and c["runAsGroup"] == 65532
+    assert c["readOnlyRootFilesystem"] is True
+    assert c["allowPrivilegeEscalation"] is False
+    assert c["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in c["capabilities"]
+    assert c["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert default.pod_spec["automountServiceAccountToken"] is False
+
+
+def test_tmp_is_an_empty_dir(default):
+    mounts = {m["name"]: m["mountPath"] for m in default.container["volumeMounts"]}
+    assert mounts["tmp"] == "/tmp"
+    vols = {v["name"]: v for v in default.pod_spec["volumes"]}
+    assert "emptyDir" in vols["tmp"]
+
+
+def test_image_defaults_to_app_version_and_accepts_a_digest(default):
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert default.container["image"] == f"photo-gateway:{chart['appVersion']}"
+    r = render("httproute-values.yaml")
+    assert re.fullmatch(r"myregistry\.azurecr\.io/platform/photo-gateway@sha256:[0-9a-f]{64}", r.container["image"])
+    r = render(sets={"global.imageRegistry": "mirror.example.com", "image.tag": "1.2.3"})
+    assert r.container["image"] == "mirror.example.com/photo-gateway:1.2.3"
+
+
+def test_extra_env_and_env_from():
+    r = render("networkpolicy-servicemonitor-values.yaml")
+    env = {e["name"]: e["value"] for e in r.container["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+    assert r.container["envFrom"][0] == {"configMapRef": {"name": FULLNAME}}
+    r = render(sets={"envFrom[0].secretRef.name": "extra"})
+    assert r.container["envFrom"][1] == {"secretRef": {"name": "extra"}}
+
+
+def test_scheduling_fields():
+    r = render(
+        sets={
+            "nodeSelector.kubernetes\\.io/os": "linux",
+            "tolerations[0].key": "dedicated",
+            "tolerations[0].operator": "Exists",
+            "priorityClassName": "high",
+        }
+    )
+    assert r.pod_spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert r.pod_spec["tolerations"][0]["key"] == "dedicated"
+    assert r.pod_spec["priorityClassName"] == "high"
+
+
+def test_default_topology_spread(default):
+    tsc = default.pod_spec["topologySpreadConstraints"]
+    assert {t["topologyKey"] for t in tsc} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for t in tsc:
+        assert t["labelSelector"]["matchLabels"] == selector_labels(default)
+        assert t["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+# ------------------------------------------------------------------ config, secrets, checksums
+
+
+def test_config_map_holds_settings_but_no_secret():
+    r = render("autoscaling-values.yaml")
+    cfg = r.config
+    assert cfg["PHOTO_GATEWAY_TENANT_ID"] == "00000000-0000-0000-0000-000000000001"
+    assert cfg["PHOTO_GATEWAY_MAX_PHOTO_BYTES"] == "4194304"
+    assert cfg["PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE"] == f"{SECRET_DIR}/tls.crt"
+    assert cfg["PHOTO_GATEWAY_CLIENT_CERTIFICATE_KEY_FILE"] == f"{SECRET_DIR}/tls.key"
+    assert not any("BEGIN" in v for v in cfg.values())
+    assert "PHOTO_GATEWAY_CLIENT_SECRET" not in cfg
+    # Nothing secret-looking passes as plain env either.
+    assert not any("SECRET" in e["name"] and "value" in e for e in r.container.get("env", []))
+
+
+def test_allowed_client_ids_are_comma_joined():
+    cfg = render("ingress-tls-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_ALLOWED_CLIENT_IDS"] == (
+        "00000000-0000-0000-0000-000000000003,00000000-0000-0000-0000-000000000004"
+    )
+
+
+def test_existing_secret_is_mounted_as_files():
+    r = render("ingress-tls-values.yaml")
+    assert r.maybe("Secret") is None
+    vols = {v["name"]: v for v in r.pod_spec["volumes"]}
+    assert vols["credentials"]["secret"]["secretName"] == "photo-gateway-credentials"
+    assert vols["credentials"]["secret"]["items"] == [{"key": "client-secret", "path": "client-secret"}]
+    mount = next(m for m in r.container["volumeMounts"] if m["name"] == "credentials")
+    assert mount == {"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True}
+    assert r.config["PHOTO_GATEWAY_CLIENT_SECRET_FILE"] == f"{SECRET_DIR}/client-secret"
+
+
+def test_secret_created_from_values_for_development():
+    r = render(sets={"credentials.clientSecret": "s3cr3t"})
+    secret = r.one("Secret")
+    assert secret["metadata"]["name"] == FULLNAME
+    assert secret["data"] == {"client-secret": "czNjcjN0"}
+    assert "s3cr3t" not in json.dumps(r.config)
+    assert r.config["PHOTO_GATEWAY_CLIENT_SECRET_FILE"] == f"{SECRET_DIR}/client-secret"
+
+
+def test_no_credentials_means_no_secret_volume(default):
+    assert default.maybe("Secret") is None
+    assert [v["name"] for v in default.pod_spec["volumes"]] == ["tmp"]
+    assert not any(k.endswith("_FILE") and "SECRET" in k for k in default.config)
+
+
+def test_checksum_annotations_roll_pods_on_change(default):
+    ann = default.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", ann["checksum/config"])
+    assert "checksum/secret" not in ann  # no chart-managed Secret by default
+    changed = render(sets={"config.logLevel": "debug"})
+    assert changed.deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != ann["checksum/config"]
+
+    a = render(sets={"credentials.clientSecret": "one"}).deployment["spec"]["template"]["metadata"]["annotations"]
+    b = render(sets={"credentials.clientSecret": "two"}).deployment["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", a["checksum/secret"])
+    assert a["checksum/secret"] != b["checksum/secret"]
+    assert a["checksum/config"] == b["checksum/config"]
+
+
+def test_ca_bundle_from_config_map():
+    r = render("networkpolicy-servicemonitor-values.yaml")
+    assert r.config["PHOTO_GATEWAY_CA_BUNDLE_FILE"] == "/etc/photo-gateway/ca/ca.crt"
+    vols = {v["name"]: v for v in r.pod_spec["volumes"]}
+    assert vols["ca-bundle"]["configMap"]["name"] == "corporate-ca"
+
+
+# ------------------------------------------------------------------ workload identity
+
+
+def test_workload_identity_label_and_annotation():
+    r = render("workload-identity-values.yaml")
+    labels = r.deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"  # a string, as the webhook requires
+    assert "azure.workload.identity/use" not in selector_labels(r)
+    sa = r.one("ServiceAccount")
+    assert sa["metadata"]["annotations"]["azure.workload.identity/client-id"] == "00000000-0000-0000-0000-000000000002"
+    assert sa["metadata"]["annotations"]["azure.workload.identity/tenant-id"] == "00000000-0000-0000-0000-000000000001"
+    assert r.pod_spec["serviceAccountName"] == sa["metadata"]["name"]
+    # No secret needed: none created, none mounted, no *_FILE credential variable.
+    assert r.maybe("Secret") is None
+    assert "credentials" not in [v["name"] for v in r.pod_spec["volumes"]]
+    assert not any(k.startswith("PHOTO_GATEWAY_CLIENT_") and k.endswith("_FILE") for k in r.config)
+    assert "must-not-be-rendered" not in json.dumps(r.docs)
+
+
+def test_workload_identity_off_by_default(default):
+    labels = default.deployment["spec"]["template"]["metadata"]["labels"]
+    assert "azure.workload.identity/use" not in labels
+    assert "annotations" not in default.one("ServiceAccount")["metadata"]
+
+
+def test_workload_identity_needs_a_client_id():
+    err = render_fails(set_values={"workloadIdentity.enabled": "true"})
+    assert "workloadIdentity.clientId" in err
+
+
+# ------------------------------------------------------------------ traffic
+
+
+def test_ingress_body_size_annotation_and_tls():
+    ing = render("ingress-tls-values.yaml").one("Ingress")
+    ann = ing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-body-size"] == "8m"
+    assert ann["cert-manager.io/cluster-issuer"] == "letsencrypt"  # user annotations merge with the default
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    assert ing["spec"]["tls"] == [{"secretName": "photos-example-com-tls", "hosts": ["photos.example.com"]}]
+    rule = ing["spec"]["rules"][0]
+    assert rule["host"] == "photos.example.com"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": FULLNAME, "port": {"name": "http"}}
+
+
+def test_ingress_body_size_is_enough_for_a_4mb_photo():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    size = values["ingress"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    number, unit = re.fullmatch(r"(\d+)([kmg])", size).groups()
+    limit = int(number) * {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
+    assert limit > values["config"]["maxPhotoBytes"] * 1.5  # photo + multipart/base64 overhead
+
+
+def test_httproute_fields():
+    route = render("httproute-values.yaml").one("HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    spec = route["spec"]
+    assert spec["parentRefs"] == [{"name": "public-gateway", "namespace": "gateway-system", "sectionName": "https"}]
+    assert spec["hostnames"] == ["photos.example.com"]
+    rule = spec["rules"][0]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": FULLNAME, "port": 8080, "weight": 1}]
+    assert rule["timeouts"] == {"request": "60s"}
+
+
+def test_service_selects_gateway_pods_only(default):
+    svc_selector = default.one("Service")["spec"]["selector"]
+    assert svc_selector == selector_labels(default)
+    assert matches(svc_selector, default.deployment["spec"]["template"]["metadata"]["labels"])
+    assert not matches(svc_selector, default.one("Pod")["metadata"]["labels"])
+
+
+# ------------------------------------------------------------------ availability
+
+
+def test_replicas_omitted_under_hpa():
+    r = render("autoscaling-values.yaml")
+    assert "replicas" not in r.deployment["spec"]
+    hpa = r.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
+    assert targets == {"cpu": 65, "memory": 80}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert hpa["spec"]["behavior"]["scaleUp"]["policies"]
+
+
+def test_replicas_present_without_hpa(default):
+    assert default.deployment["spec"]["replicas"] == 2
+    assert default.maybe("HorizontalPodAutoscaler") is None
+
+
+@pytest.mark.parametrize(
+    "sets, expected",
+    [
+        ({}, True),  # replicaCount 2
+        ({"replicaCount": 1}, False),
+        ({"replicaCount": 3, "podDisruptionBudget.enabled": "false"}, False),
+        ({"autoscaling.enabled": "true", "autoscaling.minReplicas": 1, "replicaCount": 5}, False),
+        ({"autoscaling.enabled": "true", "autoscaling.minReplicas": 2, "replicaCount": 1}, True),
+    ],
+)
+def test_pdb_rules(sets, expected):
+    r = render(sets=sets)
+    assert (r.maybe("PodDisruptionBudget") is not None) is expected
+
+
+def test_pdb_fields(default):
+    pdb = default.one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"] == selector_labels(default)
+    pdb = render("autoscaling-values.yaml").one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+# ------------------------------------------------------------------ network policy and metrics
+
+
+def test_network_policy_off_by_default(default):
+    assert default.maybe("NetworkPolicy") is None
+
+
+def test_network_policy_ingress():
+    r = render("networkpolicy-servicemonitor-values.yaml")
+    np_ = r.one("NetworkPolicy")["spec"]
+    assert np_["podSelector"]["matchLabels"] == selector_labels(r)
+    assert sorted(np_["policyTypes"]) == ["Egress", "Ingress"]
+    rules = np_["ingress"]
+    ports = [[p["port"] for p in rule["ports"]] for rule in rules]
+    # ingress controller -> http
+    assert rules[0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    assert ports[0] == [8080]
+    # monitoring -> metrics port only
+    assert rules[1]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert ports[1] == [9090]
+    # helm test pod -> http
+    test_pod_labels = r.one("Pod")["metadata"]["labels"]
+    assert matches(rules[2]["from"][0]["podSelector"]["matchLabels"], test_pod_labels)
+    assert ports[2] == [8080]
+    # extra rule from values
+    assert rules[3]["from"][0]["podSelector"]["matchLabels"] == {"app": "photo-frontend"}
+    assert len(rules) == 4
+
+
+def test_network_policy_egress_dns_and_443_only():
+    r = render("networkpolicy-servicemonitor-values.yaml", sets={"networkPolicy.egress.extra": "null"})
+    egress = r.one("NetworkPolicy")["spec"]["egress"]
+    assert len(egress) == 2
+    dns, https = egress
+    assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert https["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert [peer["ipBlock"]["cidr"] for peer in https["to"]] == ["0.0.0.0/0", "::/0"]
+    all_ports = {p["port"] for rule in egress for p in rule["ports"]}
+    assert all_ports == {53, 443}
+
+
+def test_network_policy_extra_egress():
+    egress = render("networkpolicy-servicemonitor-values.yaml").one("NetworkPolicy")["spec"]["egress"]
+    assert egress[2]["ports"] == [{"port": 4317, "protocol": "TCP"}]
+
+
+def test_service_monitor_fields():
+    r = render("networkpolicy-servicemonitor-values.yaml")
+    sm = r.one("ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = sm["spec"]
+    assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    svc = r.one("Service")
+    assert matches(spec["selector"]["matchLabels"], svc["metadata"]["labels"])
+    assert spec["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+    assert "metrics" in [p["name"] for p in svc["spec"]["ports"]]
+
+
+def test_service_monitor_needs_the_metrics_port_on_the_service():
+    err = render_fails(
+        set_values={"metrics.serviceMonitor.enabled": "true", "service.exposeMetrics": "false"}
+    )
+    assert "service.exposeMetrics" in err
+
+
+# ------------------------------------------------------------------ shutdown
+
+
+def test_prestop_sleep_and_grace_budget(default):
+    c = default.container
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}  # native, no exec/shell
+    assert default.config["PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS"] == "5"
+    assert default.config["PHOTO_GATEWAY_SHUTDOWN_TIMEOUT_SECS"] == "20"
+    assert default.pod_spec["terminationGracePeriodSeconds"] == 5 + 5 + 20 + 5
+
+
+def test_grace_budget_follows_values():
+    r = render("autoscaling-values.yaml")  # sleep 10, drain 3, timeout 30, margin 5
+    assert r.container["lifecycle"]["preStop"]["sleep"]["seconds"] == 10
+    assert r.config["PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS"] == "3"
+    assert r.config["PHOTO_GATEWAY_SHUTDOWN_TIMEOUT_SECS"] == "30"
+    assert r.pod_spec["terminationGracePeriodSeconds"] == 48
+    # The in-flight deadline always ends before the kubelet's SIGKILL.
+    assert 10 + 3 + 30 < r.pod_spec["terminationGracePeriodSeconds"]
+
+
+def test_explicit_grace_period():
+    r = render(sets={"shutdown.terminationGracePeriodSeconds": 60})
+    assert r.pod_spec["terminationGracePeriodSeconds"] == 60
+    err = render_fails(set_values={"shutdown.terminationGracePeriodSeconds": 20})
+    assert "below the shutdown budget" in err
+
+
+def test_prestop_hook_omitted_when_sleep_is_zero():
+    r = render(sets={"shutdown.preStopSleepSeconds": 0})
+    assert "lifecycle" not in r.container
+    assert r.pod_spec["terminationGracePeriodSeconds"] == 30
+
+
+# ------------------------------------------------------------------ helm test pod
+
+
+def test_helm_test_pod_runs_healthcheck_against_the_service(default):
+    pod = default.one("Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    c = spec["containers"][0]
+    assert c["image"] == default.container["image"]
+    assert c["command"] == ["/usr/local/bin/photo-gateway"]
+    assert c["args"] == ["healthcheck", f"http://{FULLNAME}:8080/readyz"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["automountServiceAccountToken"] is False
+
+
+# ------------------------------------------------------------------ schema and docs
+
+
+def test_schema_rejects_the_bad_values_file():
+    err = render_fails(str(BAD_VALUES))
+    assert "values don't meet the specifications of the schema" in err
+    assert "Additional property unknownTopLevelKey is not allowed" in err
+    assert "replicaCount: Invalid type" in err
+    assert "service.port: Invalid type" in err
+
+
+@pytest.mark.parametrize(
+    "sets, set_string",
+    [
+        ({"replicaCount": "true"}, None),  # boolean for an integer
+        (None, {"autoscaling.enabled": "yes"}),  # string for a boolean
+        ({"notAValue": 1}, None),  # unknown top-level key
+        ({"config.typo": "x"}, None),  # unknown key inside config
+        ({"credentials.type": "password"}, None),
+        ({"shutdown.drainSeconds": -1}, None),
+    ],
+)
+def test_schema_rejects_wrong_values(sets, set_string):
+    err = render_fails(set_values=sets, set_string=set_string)
+    assert "values don't meet the specifications of the schema" in err
+
+
+def test_schema_allows_global():
+    r = render(sets={"global.anything": "x", "global.imagePullSecrets[0]": "regcred"})
+    assert r.pod_spec["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_schema_and_values_list_the_same_top_level_keys():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == set(values)
+    assert "global" in schema["properties"]
+
+
+def test_readme_values_table_documents_every_top_level_key():
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = set(re.findall(r"^\| `([A-Za-z]+)[.`]", readme, flags=re.M))
+    assert set(values) <= documented, sorted(set(values) - documented)
+
+
+def test_notes_render(tmp_path):
+    """helm template skips NOTES.txt; render it through a copy of the chart wrapped in a ConfigMap."""
+    chart = tmp_path / "photo-gateway"
+    shutil.copytree(CHART, chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        '{{- define "test.notes" }}' + notes + "{{- end }}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+        'data:\n  notes: {{ include "test.notes" . | quote }}\n'
+    )
+    proc = run_helm("template", RELEASE, str(chart), "--namespace", NAMESPACE,
+                    "--show-only", "templates/zz-notes.yaml",
+                    "-f", str(CHART / "ci" / "workload-identity-values.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    text = yaml.safe_load(proc.stdout)["data"]["notes"]
+    assert "helm test pg -n photo-gateway" in text
+    assert "terminationGracePeriodSeconds = 35" in text
+    assert "system:serviceaccount:photo-gateway:pg-photo-gateway" in text
+    assert "WARNING" not in text
+
+    proc = run_helm("template", RELEASE, str(chart), "--show-only", "templates/zz-notes.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "no client credential is configured" in yaml.safe_load(proc.stdout)["data"]["notes"]

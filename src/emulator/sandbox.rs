@@ -1,0 +1,403 @@
+//! `photo-gateway sandbox`: the gateway against the built-in emulators, on one machine, no tenant.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::entra::{CallerTokenSpec, Minter};
+use super::keys::RsaKey;
+use super::{
+    DEMO_USER_UPN, Directory, EmulatorOptions, Emulators, UPDATE_SCOPES, write_atomically,
+};
+
+/// The file in the state directory that lets `sandbox token` mint tokens offline.
+pub(crate) const STATE_FILE: &str = "sandbox-state.json";
+/// Lifetime of the caller and Graph tokens the sandbox prints: long enough for a working session,
+/// under the gateway's default maximum token lifetime (24 h).
+const PRINTED_TOKEN_TTL: i64 = 12 * 3600;
+
+/// Options of `photo-gateway sandbox`.
+#[derive(clap::Args, Clone, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SandboxArgs {
+    /// `sandbox token`: mint a caller token the running sandbox accepts.
+    #[command(subcommand)]
+    pub command: Option<SandboxCommand>,
+    /// Port of the gateway (0 = a free port).
+    #[arg(long, default_value_t = 8080)]
+    pub gateway_port: u16,
+    /// Port of the Entra emulator (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    pub entra_port: u16,
+    /// Port of the Graph emulator (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    pub graph_port: u16,
+    /// Generated users `loaduser{i}@contoso.onmicrosoft.com` on top of the named ones.
+    #[arg(long, default_value_t = 0)]
+    pub users: usize,
+    /// Where ca.pem, sandbox-state.json, gateway.env and sample.jpg go [default: $TMPDIR/photo-gateway-sandbox].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Write the ready JSON here (atomically) once everything answers.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Run only the emulators and write gateway.env for a separately started `photo-gateway serve`.
+    #[arg(long)]
+    pub emulators_only: bool,
+}
+
+/// Subcommands of `photo-gateway sandbox`.
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum SandboxCommand {
+    /// Mint a caller token for a user (printed alone on stdout).
+    Token(SandboxTokenArgs),
+}
+
+/// Options of `photo-gateway sandbox token`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SandboxTokenArgs {
+    /// UPN or object id of the user.
+    #[arg(long, default_value = DEMO_USER_UPN)]
+    pub user: String,
+    /// Delegated scopes (`scp`), space-separated.
+    #[arg(long, default_value = "access_as_user")]
+    pub scope: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: i64,
+    /// Calling client id (`azp`) [default: the demo client].
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Token version, 2 or 1.
+    #[arg(long, default_value_t = 2)]
+    pub version: u8,
+    /// The running sandbox's state directory (keys are read from it) [default: $TMPDIR/photo-gateway-sandbox].
+    #[arg(long, conflicts_with = "entra_url")]
+    pub state_dir: Option<PathBuf>,
+    /// Ask the running Entra emulator at this URL instead of using saved keys.
+    #[arg(long)]
+    pub entra_url: Option<String>,
+    /// CA file to trust for --entra-url [default: the state directory's ca.pem].
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What `sandbox token` needs to mint tokens without the running emulator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SandboxState {
+    pub entra_url: String,
+    pub graph_url: String,
+    pub tenant_id: String,
+    pub gateway_client_id: String,
+    pub extra_users: usize,
+    pub ca_file: PathBuf,
+    pub private_key_pem: String,
+}
+
+pub(crate) fn write_state(path: &Path, state: &SandboxState) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    write_atomically(path, &bytes)?;
+    restrict(path);
+    Ok(())
+}
+
+/// Keeps the state file's key current after a rotation (best effort: the emulator keeps working).
+pub(crate) fn update_state_key(path: &Path, private_key_pem: &str) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let Ok(mut state) = serde_json::from_slice::<SandboxState>(&bytes) else {
+        return;
+    };
+    state.private_key_pem = private_key_pem.to_string();
+    let _ = write_state(path, &state);
+}
+
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // The file holds a signing key: only the owner may read it.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::temp_dir().join("photo-gateway-sandbox")
+}
+
+/// Runs `photo-gateway sandbox` (or its `token` subcommand) until SIGINT or SIGTERM.
+pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
+    if let Some(SandboxCommand::Token(t)) = args.command {
+        return run_token(t).await;
+    }
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir)?;
+    let emus = Emulators::start(EmulatorOptions {
+        entra_port: args.entra_port,
+        graph_port: args.graph_port,
+        extra_users: args.users,
+        state_dir: Some(state_dir.clone()),
+        ..EmulatorOptions::default()
+    })
+    .await?;
+    let sample = state_dir.join("sample.jpg");
+    write_atomically(
+        &sample,
+        &super::sample_jpeg(648, 648, "photo-gateway sandbox sample"),
+    )?;
+    let listen = format!("127.0.0.1:{}", args.gateway_port);
+
+    // Everything binds loopback, metrics included (a free port, so several sandboxes can run).
+    let local_vars = [
+        ("PHOTO_GATEWAY_LISTEN_ADDR".to_string(), listen),
+        (
+            "PHOTO_GATEWAY_METRICS_ADDR".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+    ];
+
+    if args.emulators_only {
+        let mut env = emus.gateway_env();
+        env.extend(local_vars);
+        let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let env_file = state_dir.join("gateway.env");
+        write_atomically(&env_file, text.as_bytes())?;
+        restrict(&env_file);
+        let ready = ready_json(&emus, None);
+        print_banner(&emus, None, &ready, &sample, Some(&env_file));
+        if let Some(path) = &args.ready_file {
+            write_atomically(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
+        }
+        wait_for_signal().await;
+        return Ok(());
+    }
+
+    let mut vars = emus.gateway_env();
+    vars.extend(local_vars);
+    let config = crate::config::Config::from_vars(vars)?;
+    let app = crate::Application::build(config).await?;
+    let gateway_url = format!("http://127.0.0.1:{}", app.port());
+    let server = app.run_until_stopped();
+    tokio::pin!(server);
+    tokio::select! {
+        stopped = &mut server => {
+            stopped?;
+            return Err("the gateway stopped before it was ready".into());
+        }
+        ready = wait_ready(&gateway_url) => ready?,
+    }
+    let ready = ready_json(&emus, Some(&gateway_url));
+    print_banner(&emus, Some(&gateway_url), &ready, &sample, None);
+    if let Some(path) = &args.ready_file {
+        write_atomically(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
+    }
+    tokio::select! {
+        stopped = &mut server => stopped?,
+        _ = wait_for_signal() => {}
+    }
+    Ok(())
+}
+
+/// Polls `GET /readyz` until it answers 200 (the gateway has loaded the emulator's keys).
+async fn wait_ready(gateway_url: &str) -> Result<(), Box<dyn Error>> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{gateway_url}/readyz")).send().await
+            && r.status() == reqwest::StatusCode::OK
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{gateway_url}/readyz did not answer 200 within 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn demo_tokens(emus: &Emulators) -> (String, String) {
+    let token =
+        emus.caller_token(&CallerTokenSpec::for_user(DEMO_USER_UPN).ttl_secs(PRINTED_TOKEN_TTL));
+    let graph_token =
+        emus.entra
+            .state
+            .graph_token_with_ttl(DEMO_USER_UPN, &UPDATE_SCOPES, PRINTED_TOKEN_TTL);
+    (token, graph_token)
+}
+
+/// The `--ready-file` document.
+fn ready_json(emus: &Emulators, gateway_url: Option<&str>) -> Value {
+    let d = emus.directory();
+    let (token, graph_token) = demo_tokens(emus);
+    let env: serde_json::Map<String, Value> = emus
+        .gateway_env()
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut v = json!({
+        "graph_url": emus.graph_url(),
+        "entra_url": emus.entra_url(),
+        "tenant_id": emus.tenant_id(),
+        "ca_file": emus.ca_file().display().to_string(),
+        "gateway_env": env,
+        "token": token,
+        "graph_token": graph_token,
+        "demo_user": {"id": d.demo_user().id, "userPrincipalName": d.demo_user().user_principal_name},
+        "users": d.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.user_principal_name})).collect::<Vec<_>>(),
+        "groups": d.groups.iter().map(|g| json!({"id": g.id, "displayName": g.display_name})).collect::<Vec<_>>(),
+        "contacts": d.contacts.iter().map(|c| json!({"user": c.user, "folder": c.folder, "id": c.id})).collect::<Vec<_>>(),
+    });
+    if let Some(url) = gateway_url {
+        v["gateway_url"] = json!(url);
+    }
+    v
+}
+
+fn print_banner(
+    emus: &Emulators,
+    gateway_url: Option<&str>,
+    ready: &Value,
+    sample: &Path,
+    env_file: Option<&Path>,
+) {
+    let d = emus.directory();
+    let token = ready["token"].as_str().unwrap_or_default();
+    let graph_token = ready["graph_token"].as_str().unwrap_or_default();
+    let ca = emus.ca_file().display();
+    let demo = &d.demo_user().id;
+    println!(
+        "photo-gateway sandbox: for development and CI only (production points at a real tenant).\n"
+    );
+    if let Some(url) = gateway_url {
+        println!("  gateway:          {url}   (API docs: {url}/docs)");
+    }
+    println!(
+        "  Entra emulator:   {}   (tenant {})",
+        emus.entra_url(),
+        emus.tenant_id()
+    );
+    println!("  Graph emulator:   {}", emus.graph_url());
+    println!("  CA certificate:   {ca}");
+    println!(
+        "  demo user:        {} ({demo})",
+        d.demo_user().user_principal_name
+    );
+    if let Some(f) = env_file {
+        println!("\nEmulators only. Start the gateway against them with:\n");
+        println!("  set -a; . {}; set +a; photo-gateway serve", f.display());
+    }
+    println!(
+        "\nCaller token for the demo user (also: photo-gateway sandbox token --user <upn>):\n"
+    );
+    println!("  export TOKEN='{token}'");
+    println!("  export GRAPH_TOKEN='{graph_token}'");
+    let gw = gateway_url
+        .map(str::to_string)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    println!("\nUpload a photo through the gateway, then read it back from the Graph emulator:\n");
+    println!(
+        "  curl -sS -X PUT '{gw}/v1.0/me/photo/$value' -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: image/jpeg' --data-binary @{}",
+        sample.display()
+    );
+    println!(
+        "  curl -sS --cacert {ca} '{}/v1.0/users/{demo}/photo/$value' -H \"Authorization: Bearer $GRAPH_TOKEN\" -o /tmp/photo-back.jpg",
+        emus.graph_url()
+    );
+    println!(
+        "  cmp {} /tmp/photo-back.jpg && echo same bytes",
+        sample.display()
+    );
+    println!(
+        "\nControl API: {}/_emulator/… and {}/_emulator/… (see SANDBOX.md). Ctrl-C stops.",
+        emus.entra_url(),
+        emus.graph_url()
+    );
+}
+
+/// Runs `photo-gateway sandbox token`: prints a caller token the running sandbox accepts.
+pub async fn run_token(args: SandboxTokenArgs) -> Result<(), Box<dyn Error>> {
+    let spec = CallerTokenSpec {
+        scp: Some(args.scope.clone()),
+        app: args.app.clone(),
+        ttl_secs: args.ttl,
+        version: args.version,
+        ..CallerTokenSpec::for_user(&args.user)
+    };
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let token = match &args.entra_url {
+        Some(url) => {
+            let ca_file = args
+                .ca_file
+                .clone()
+                .unwrap_or_else(|| state_dir.join("ca.pem"));
+            mint_remote(url, &ca_file, &spec).await?
+        }
+        None => mint_local(&state_dir, &spec)?,
+    };
+    println!("{token}");
+    Ok(())
+}
+
+async fn mint_remote(
+    entra_url: &str,
+    ca_file: &Path,
+    spec: &CallerTokenSpec,
+) -> Result<String, Box<dyn Error>> {
+    let ca = std::fs::read(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let resp = client
+        .post(format!(
+            "{}/_emulator/tokens",
+            entra_url.trim_end_matches('/')
+        ))
+        .json(spec)
+        .send()
+        .await?
+        .error_for_status()?;
+    let body: Value = resp.json().await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "the emulator answered without access_token".into())
+}
+
+fn mint_local(state_dir: &Path, spec: &CallerTokenSpec) -> Result<String, Box<dyn Error>> {
+    let path = state_dir.join(STATE_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        format!(
+            "{}: {e} (is the sandbox running with this --state-dir?)",
+            path.display()
+        )
+    })?;
+    let state: SandboxState = serde_json::from_slice(&bytes)?;
+    let key = RsaKey::from_private_pem(&state.private_key_pem)?;
+    let minter = Minter {
+        entra_url: state.entra_url,
+        tenant_id: state.tenant_id,
+        client_id: state.gateway_client_id,
+        directory: Arc::new(Directory::seeded(state.extra_users)),
+    };
+    Ok(key.sign(&minter.caller_claims(spec)))
+}

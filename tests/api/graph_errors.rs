@@ -1,0 +1,176 @@
+//! Graph's answers: retries honouring Retry-After, errors surfaced with Graph's code, a refused
+//! token replaced once.
+
+use std::time::{Duration, Instant};
+
+use photo_gateway::emulator::FaultRule;
+
+use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
+
+const ME: &str = "/v1.0/me/photo/$value";
+
+#[tokio::test]
+async fn throttled_then_accepted_waits_for_retry_after() {
+    let app = spawn_app().await;
+    app.emus.graph.add_fault(
+        FaultRule::status(429)
+            .retry_after("0.5")
+            .path_prefix("/v1.0/me")
+            .times(1),
+    );
+    let started = Instant::now();
+    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(1000, 1)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "waited for Retry-After: {:?}",
+        started.elapsed()
+    );
+    let stored: Vec<_> = app
+        .emus
+        .graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .collect();
+    assert_eq!(stored.len(), 1, "one upload stored");
+    assert_eq!(
+        app.emus.graph.counters().by_status.get(&429).copied(),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn graph_404_is_404_with_graphs_code() {
+    let app = spawn_app().await;
+    let resp = app
+        .put_raw(
+            "/v1.0/users/nobody@contoso.onmicrosoft.com/photo/$value",
+            &app.token(DEMO),
+            jpeg(100, 1),
+        )
+        .await;
+    let (status, _, body) = TestApp::problem(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("graph-rejected")),
+        "{body}"
+    );
+    assert!(
+        body["graphError"]["code"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
+    assert!(body["graphError"]["requestId"].as_str().is_some(), "{body}");
+    assert_eq!(body["upstream"], "graph");
+}
+
+#[tokio::test]
+async fn graph_503_four_times_is_503_graph_unavailable() {
+    let app = spawn_app().await;
+    app.emus.graph.add_fault(
+        FaultRule::status(503)
+            .retry_after("0.1")
+            .path_prefix("/v1.0/me")
+            .times(4),
+    );
+    let (status, headers, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("graph-unavailable")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        app.emus.graph.counters().by_status.get(&503).copied(),
+        Some(4),
+        "1 try + 3 retries"
+    );
+    // The fault is used up: the next request goes through.
+    assert_eq!(
+        app.put_raw(ME, &app.token(DEMO), jpeg(100, 1))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn graph_401_once_then_success_costs_exactly_one_extra_exchange() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(
+        app.emus
+            .entra
+            .counters()
+            .by_grant_type
+            .get("on_behalf_of")
+            .copied(),
+        Some(1)
+    );
+    app.emus
+        .graph
+        .add_fault(FaultRule::status(401).path_prefix("/v1.0/me").times(1));
+    let resp = app.put_raw(ME, &token, jpeg(100, 2)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        app.emus
+            .entra
+            .counters()
+            .by_grant_type
+            .get("on_behalf_of")
+            .copied(),
+        Some(2),
+        "exactly one extra exchange"
+    );
+}
+
+#[tokio::test]
+async fn graph_401_twice_is_502_graph_rejected_token() {
+    let app = spawn_app().await;
+    app.emus
+        .graph
+        .add_fault(FaultRule::status(401).path_prefix("/v1.0/me"));
+    let (status, _, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("graph-rejected-token")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn graph_500_is_502_and_a_reset_is_graph_unreachable() {
+    let app = spawn_app().await;
+    app.emus
+        .graph
+        .add_fault(FaultRule::status(500).path_prefix("/v1.0/me").times(1));
+    let (status, _, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("graph-error")),
+        "{body}"
+    );
+    app.emus
+        .graph
+        .add_fault(FaultRule::reset().path_prefix("/v1.0/me").times(1));
+    let (status, _, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("graph-unreachable")),
+        "{body}"
+    );
+    assert_eq!(
+        app.put_raw(ME, &app.token(DEMO), jpeg(100, 1))
+            .await
+            .status(),
+        200,
+        "recovers at once"
+    );
+}

@@ -1,0 +1,118 @@
+//! Graceful shutdown of the real binary: on SIGTERM readiness turns false at once, new
+//! connections are still served during the drain, an upload in flight completes, and the process
+//! exits 0.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use photo_gateway::emulator::{EmulatorOptions, Emulators};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{DEMO, jpeg};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
+    let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
+        .arg("serve")
+        .env_clear()
+        .envs(emus.gateway_env())
+        .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
+        .env("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "2")
+        .env("PHOTO_GATEWAY_SHUTDOWN_TIMEOUT_SECS", "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An upload in flight: the head and half the body now, the rest after the drain is over.
+    let photo = jpeg(200_000, 5);
+    let token = emus.caller_token(&photo_gateway::emulator::CallerTokenSpec::for_user(DEMO));
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /v1.0/me/photo/$value HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        photo.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&photo[..100_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // During the drain: a new connection is served, and readiness is false.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let ready = fresh
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("served during the drain");
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["code"], "not-ready");
+    let live = fresh.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    // After the drain the listener is closed, but the upload in flight still completes.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+    conn.write_all(&photo[100_000..]).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight upload answer: {answer}"
+    );
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        emus.graph.requests().len(),
+        1,
+        "the in-flight photo reached Graph"
+    );
+}

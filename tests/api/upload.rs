@@ -1,0 +1,269 @@
+//! What the gateway accepts as a photo: size limits, JPEG sniffing, the multipart contract,
+//! compressed bodies, and path ids.
+
+use crate::helpers::{DEMO, Part, TestApp, jpeg, multipart_body, raw_http, sha256_hex, spawn_app};
+
+const ME: &str = "/v1.0/me/photo/$value";
+const LIMIT: usize = 4_194_304;
+
+#[tokio::test]
+async fn the_limit_is_exclusive_for_raw_and_multipart_bodies() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let just_under = jpeg(LIMIT - 1, 9);
+
+    let resp = app.put_raw(ME, &token, just_under.clone()).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "raw {} bytes: {}",
+        LIMIT - 1,
+        resp.text().await.unwrap()
+    );
+    let resp = app
+        .send_multipart("PUT", ME, &token, just_under.clone())
+        .await;
+    assert_eq!(resp.status(), 200, "multipart {} bytes", LIMIT - 1);
+    let seen = app.emus.graph.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|r| r.bytes == LIMIT - 1 && r.sha256 == sha256_hex(&just_under))
+    );
+
+    let at_limit = jpeg(LIMIT, 9);
+    let (status, _, body) = TestApp::problem(app.put_raw(ME, &token, at_limit.clone()).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("photo-too-large")),
+        "raw at the limit"
+    );
+    let (status, _, body) =
+        TestApp::problem(app.send_multipart("PUT", ME, &token, at_limit).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("photo-too-large")),
+        "multipart at the limit"
+    );
+    assert_eq!(
+        app.emus.graph.requests().len(),
+        2,
+        "nothing more sent to Graph"
+    );
+
+    // A chunked raw body over the limit is stopped while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = jpeg(LIMIT + 100_000, 1)
+        .chunks(65_536)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let resp = app
+        .client
+        .put(format!("{}{ME}", app.address))
+        .bearer_auth(&token)
+        .header("content-type", "image/jpeg")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await;
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 413);
+    }
+    assert_eq!(app.emus.graph.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_jpeg_get_415_whatever_the_declared_type() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR0000000000000".to_vec();
+    for (what, resp) in [
+        (
+            "png as image/jpeg",
+            app.put_raw(ME, &token, png.clone()).await,
+        ),
+        (
+            "text as octet-stream",
+            app.send_raw(
+                "PUT",
+                ME,
+                Some(&token),
+                b"hello world".to_vec(),
+                "application/octet-stream",
+            )
+            .await,
+        ),
+        (
+            "png in multipart",
+            app.send_multipart("PUT", ME, &token, png.clone()).await,
+        ),
+        (
+            "jpeg declared as text/plain",
+            app.send_raw("PUT", ME, Some(&token), jpeg(100, 1), "text/plain")
+                .await,
+        ),
+    ] {
+        let (status, _, body) = TestApp::problem(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (415, Some("unsupported-media-type")),
+            "{what}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("JPEG")
+                || body["detail"].as_str().unwrap().contains("image/jpeg"),
+            "{what}: names what is accepted"
+        );
+    }
+    assert!(app.emus.graph.requests().is_empty());
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_refused_never_forwarded() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let resp = app
+        .client
+        .put(format!("{}{ME}", app.address))
+        .bearer_auth(&token)
+        .header("content-type", "image/jpeg")
+        .header("content-encoding", "gzip")
+        .body(jpeg(1000, 1))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = TestApp::problem(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (415, Some("unsupported-media-type"))
+    );
+    assert!(app.emus.graph.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_multipart_contract_is_one_photo_part() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let photo = jpeg(500, 1);
+    let cases: Vec<(&str, Vec<Part<'_>>)> = vec![
+        ("missing photo part", vec![("file", Some("a.jpg"), &photo)]),
+        (
+            "extra part",
+            vec![("photo", Some("a.jpg"), &photo), ("comment", None, b"hi")],
+        ),
+        (
+            "second photo",
+            vec![
+                ("photo", Some("a.jpg"), &photo),
+                ("photo", Some("b.jpg"), &photo),
+            ],
+        ),
+        ("no parts", vec![]),
+    ];
+    for (what, parts) in cases {
+        let (ct, body) = multipart_body(&parts);
+        let resp = app.send_raw("PUT", ME, Some(&token), body, &ct).await;
+        let (status, _, body) = TestApp::problem(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid-body")),
+            "{what}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("photo"),
+            "{what}: says what is expected"
+        );
+    }
+    // No boundary at all.
+    let resp = app
+        .send_raw(
+            "PUT",
+            ME,
+            Some(&token),
+            b"whatever".to_vec(),
+            "multipart/form-data",
+        )
+        .await;
+    let (status, _, body) = TestApp::problem(resp).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid-body")));
+    // Empty raw body.
+    let (status, _, body) = TestApp::problem(app.put_raw(ME, &token, Vec::new()).await).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid-body")));
+    assert!(app.emus.graph.requests().is_empty());
+}
+
+#[tokio::test]
+async fn path_injection_attempts_get_400_and_nothing_goes_upstream() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let photo = jpeg(200, 1);
+    for id in [
+        "..",
+        ".",
+        "%2e%2E",
+        "a%2Fb",
+        "..%2F..%2Fgroups%2Fx",
+        "a%5Cb",
+        "a%00b",
+        "a%0D%0AX-Injected:%201",
+        "%FF%FE",
+    ] {
+        let head = format!(
+            "PUT /v1.0/users/{id}/photo/$value HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg"
+        );
+        let (status, body) = raw_http(&app.address, &head, &photo).await;
+        assert_eq!(status, 400, "{id}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "invalid-target", "{id}");
+    }
+    // An empty id segment.
+    let head = format!(
+        "PUT /v1.0/groups//photo/$value HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg"
+    );
+    assert_eq!(raw_http(&app.address, &head, &photo).await.0, 400);
+    assert!(
+        app.emus.graph.requests().is_empty(),
+        "nothing sent upstream"
+    );
+    assert_eq!(
+        app.emus.entra.counters().token_requests,
+        0,
+        "not even a token exchange"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems_too() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let resp = app
+        .send_raw(
+            "PUT",
+            "/v1.0/teams/t1/photo/$value",
+            Some(&token),
+            jpeg(100, 1),
+            "image/jpeg",
+        )
+        .await;
+    let (status, _, body) = TestApp::problem(resp).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not-found")));
+    let resp = app
+        .client
+        .get(format!("{}/v1.0/me/photo/$value", app.address))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, _) = TestApp::problem(resp).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "PUT, PATCH");
+    let resp = app
+        .client
+        .get(format!("{}/nothing-here", app.address))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, _) = TestApp::problem(resp).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+}
