@@ -89,7 +89,7 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_level, std::io::stdout);
+    let _telemetry = telemetry::init(config.log_format, &config.log_level, std::io::stdout);
     let app = match Application::build(config).await {
         Ok(a) => a,
         Err(e) => {

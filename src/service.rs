@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::http::header::HeaderMap;
 use actix_web::web;
 use reqwest::Method;
 use serde::Serialize;
@@ -16,6 +16,7 @@ use crate::config::TargetScopes;
 use crate::error::ApiError;
 use crate::graph::{GraphClient, GraphFailure, GraphUpload, PhotoTarget};
 use crate::metrics;
+use crate::telemetry::outbound_traceparent;
 use crate::token::TokenCache;
 use crate::upload::{UploadLimits, read_photo, sniff};
 
@@ -102,34 +103,32 @@ impl PhotoService {
     ) -> Result<UploadReceipt, ApiError> {
         let scope = up.target.scope(&self.scopes);
         let assertion = up.caller.assertion.expose();
+        let caller_traceparent = up.headers.get("traceparent").and_then(|v| v.to_str().ok());
         // The token exchange runs while the body arrives: on a cache miss the caller waits for
         // the slower of the two, not their sum.
         let (photo, token) = tokio::join!(
             read_photo(up.headers, payload, self.limits),
-            self.tokens.get(assertion, scope)
+            self.tokens.get(assertion, scope, caller_traceparent)
         );
         let photo = photo?;
         let token = token.map_err(|e| ApiError::from(&e))?;
         metrics::photo_bytes(photo.bytes.len());
 
         let graph_path = up.target.graph_path();
+        let traceparent = outbound_traceparent(caller_traceparent);
         let upload = GraphUpload {
             method: up.method.clone(),
             path: &graph_path,
             body: photo.bytes.clone(),
             client_request_id: up.request_id,
-            traceparent: up
-                .headers
-                .get("traceparent")
-                .filter(|v| is_traceparent(v))
-                .and_then(|v| v.to_str().ok()),
+            traceparent: traceparent.as_deref(),
         };
         let result = match self.graph.upload(&upload, &token.access_token).await {
             Err(GraphFailure::Unauthorized { claims, .. }) => {
                 tracing::info!("Graph refused the cached token; exchanging a fresh one");
                 let fresh = self
                     .tokens
-                    .refresh(assertion, scope, claims.as_deref())
+                    .refresh(assertion, scope, claims.as_deref(), caller_traceparent)
                     .await
                     .map_err(|e| ApiError::from(&e))?;
                 self.graph.upload(&upload, &fresh.access_token).await
@@ -156,18 +155,6 @@ impl PhotoService {
         audit(&up, &outcome, photo.bytes.len());
         outcome
     }
-}
-
-/// True for a syntactically valid W3C `traceparent` (version 00).
-fn is_traceparent(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    b.len() == 55
-        && b[2] == b'-'
-        && b[35] == b'-'
-        && b[52] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| matches!(i, 2 | 35 | 52) || c.is_ascii_hexdigit())
 }
 
 /// One line per photo change, on its own target so it can be routed separately.

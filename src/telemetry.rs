@@ -122,7 +122,7 @@ impl RootSpanBuilder for GatewayRootSpan {
             .map(|r| r.0.clone())
             .unwrap_or_else(|| "-".into());
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "HTTP request",
             request_id = %request_id,
             http.method = %request.method(),
@@ -135,7 +135,9 @@ impl RootSpanBuilder for GatewayRootSpan {
             photo_bytes = tracing::field::Empty,
             error.code = tracing::field::Empty,
             otel.kind = "server",
-        )
+        );
+        set_remote_parent(request, &span);
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
@@ -170,21 +172,132 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Safe to call more than once (later calls are no-ops).
-pub fn init<W>(format: LogFormat, filter: &str, writer: W)
+/// Keeps the OpenTelemetry exporter alive; flushes pending spans when dropped.
+pub struct TelemetryGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// True when the standard `OTEL_*` variables ask for OTLP span export.
+fn otlp_requested() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+}
+
+fn otlp_provider() -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name("photo-gateway");
+    }
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// Installs the global subscriber (safe to call more than once: later calls are no-ops), and the
+/// OTLP span exporter when the standard `OTEL_EXPORTER_OTLP_*ENDPOINT` variables are set.
+pub fn init<W>(format: LogFormat, filter: &str, writer: W) -> TelemetryGuard
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let (provider, otel_error) = if otlp_requested() {
+        match otlp_provider() {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
     };
+    let otel_layer = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("photo-gateway"))
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(fmt.json().with_current_span(true).with_span_list(false))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt.compact()).try_init(),
+    };
+    if let Some(e) = otel_error {
+        tracing::error!(error = %e, "OTLP span export is configured but could not start; continuing without it");
+    }
+    if let Some(p) = &provider {
+        opentelemetry::global::set_tracer_provider(p.clone());
+        tracing::info!("exporting spans over OTLP");
+    }
+    TelemetryGuard(provider)
+}
+
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` a child of the caller's W3C trace context, when it sent one.
+fn set_remote_parent(request: &ServiceRequest, span: &Span) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if request.headers().contains_key("traceparent") {
+        let cx = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The `traceparent` to send upstream: the current span's when spans are exported (so Entra and
+/// Graph calls are children of the gateway's span), else the caller's, passed through unchanged.
+pub fn outbound_traceparent(caller: Option<&str>) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = Span::current().context();
+    if cx.span().span_context().is_valid() {
+        let mut carrier = std::collections::HashMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+        if let Some(tp) = carrier.remove("traceparent") {
+            return Some(tp);
+        }
+    }
+    caller.filter(|v| is_traceparent(v)).map(str::to_owned)
+}
+
+/// True for a syntactically valid W3C `traceparent` (version 00).
+pub fn is_traceparent(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 55
+        && b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 2 | 35 | 52) || c.is_ascii_hexdigit())
 }

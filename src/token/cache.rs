@@ -65,13 +65,18 @@ impl TokenCache {
     }
 
     /// A Graph token for `scope` on behalf of the caller whose token is `assertion`.
-    pub async fn get(&self, assertion: &str, scope: &str) -> Result<Arc<GraphToken>, OboError> {
+    pub async fn get(
+        &self,
+        assertion: &str,
+        scope: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Arc<GraphToken>, OboError> {
         let entry = self
             .cache
             .entry(key(assertion, scope))
             .or_try_insert_with(async {
                 self.obo
-                    .exchange(assertion, scope, None)
+                    .exchange(assertion, scope, None, traceparent)
                     .await
                     .map(Arc::new)
             })
@@ -88,10 +93,15 @@ impl TokenCache {
         assertion: &str,
         scope: &str,
         claims: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<Arc<GraphToken>, OboError> {
         let k = key(assertion, scope);
         self.cache.invalidate(&k).await;
-        let token = Arc::new(self.obo.exchange(assertion, scope, claims).await?);
+        let token = Arc::new(
+            self.obo
+                .exchange(assertion, scope, claims, traceparent)
+                .await?,
+        );
         self.cache.insert(k, token.clone()).await;
         Ok(token)
     }

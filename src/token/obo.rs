@@ -184,13 +184,20 @@ impl OboClient {
         assertion: &str,
         scope: &str,
         claims: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<GraphToken, OboError> {
         let started = Instant::now();
-        let mut result = self.exchange_once(assertion, scope, claims).await;
+        let traceparent = crate::telemetry::outbound_traceparent(traceparent);
+        let traceparent = traceparent.as_deref();
+        let mut result = self
+            .exchange_once(assertion, scope, claims, traceparent)
+            .await;
         if matches!(result, Err(OboError::CredentialRejected(_))) && self.credential.is_file_based()
         {
             self.credential.invalidate();
-            result = self.exchange_once(assertion, scope, claims).await;
+            result = self
+                .exchange_once(assertion, scope, claims, traceparent)
+                .await;
         }
         let outcome = match &result {
             Ok(_) => "success",
@@ -207,6 +214,7 @@ impl OboClient {
         assertion: &str,
         scope: &str,
         claims: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<GraphToken, OboError> {
         let auth = self
             .credential
@@ -226,10 +234,14 @@ impl OboClient {
             form.push(("claims", c));
         }
         let sent_at = Instant::now();
-        let resp = self
+        let mut req = self
             .http
             .post(&self.endpoint)
-            .header("x-ms-lib-capability", "retry-after, h429")
+            .header("x-ms-lib-capability", "retry-after, h429");
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        let resp = req
             .form(&form)
             .send()
             .await

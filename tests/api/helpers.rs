@@ -39,9 +39,11 @@ fn init_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         // Everything at debug, upstream HTTP libraries included: the secrets test must see it all.
-        photo_gateway::telemetry::init(photo_gateway::telemetry::LogFormat::Json, "debug", || {
-            CaptureWriter
-        });
+        let _ = photo_gateway::telemetry::init(
+            photo_gateway::telemetry::LogFormat::Json,
+            "debug",
+            || CaptureWriter,
+        );
     });
 }
 
