@@ -73,6 +73,8 @@ pub struct RecordedRequest {
     pub client_request_id: Option<String>,
     /// `request-id` answered.
     pub request_id: String,
+    /// W3C `traceparent` as the client sent it, so tests can check trace propagation.
+    pub traceparent: Option<String>,
 }
 
 /// One (method, path template, status) counter.
@@ -809,6 +811,11 @@ impl GraphState {
                 app_id: trace.app_id,
                 client_request_id: sent_client_request_id(parts),
                 request_id: request_id.to_string(),
+                traceparent: parts
+                    .headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
             };
             let mut ring = lock(&self.requests);
             if self.capacity > 0 {

@@ -14,4 +14,5 @@ mod sandbox;
 mod secrets;
 mod shutdown;
 mod token_cache;
+mod tracing;
 mod upload;
