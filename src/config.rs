@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::auth::CallerPolicy;
+use crate::limits::LimitsConfig;
 use crate::telemetry::LogFormat;
 
 /// Prefix of every variable the gateway reads.
@@ -124,6 +126,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// HTTP worker threads; the number of CPUs when unset.
     pub workers: Option<usize>,
+    /// Budgets and rate limits.
+    pub limits: LimitsConfig,
+    /// Which calling app may change which kind of target.
+    pub caller_policy: CallerPolicy,
 }
 
 /// Raw variables, with lookups that remember the full name for errors.
@@ -399,6 +405,17 @@ impl Config {
             shutdown_drain: v.secs("SHUTDOWN_DRAIN_SECS", 5)?,
             shutdown_timeout: v.secs("SHUTDOWN_TIMEOUT_SECS", 20)?,
             workers: (workers > 0).then_some(workers),
+            limits: LimitsConfig {
+                max_inflight_uploads: v.parse("MAX_INFLIGHT_UPLOADS", 128)?,
+                max_inflight_bytes: v.parse("MAX_INFLIGHT_BYTES", 256 * 1024 * 1024)?,
+                caller_rate_per_min: v.parse("CALLER_RATE_PER_MIN", 600)?,
+                caller_burst: v.parse("CALLER_BURST", 60)?,
+                mailbox_concurrency: v.parse("MAILBOX_CONCURRENCY", 4)?,
+                mailbox_bytes_per_30s: v.parse("MAILBOX_BYTES_PER_30S", 15_000_000)?,
+                mailbox_queue: v.secs("MAILBOX_QUEUE_SECS", 2)?,
+            },
+            caller_policy: CallerPolicy::parse(v.get("CALLER_POLICY").unwrap_or(""))
+                .map_err(|e| Vars::err("CALLER_POLICY", e))?,
         };
         if cfg.clock_skew_secs > 300 {
             return Err(Vars::err("CLOCK_SKEW_SECS", "at most 300"));

@@ -402,7 +402,8 @@ impl ResponseError for ApiError {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if matches!(self, ApiError::BodyTimeout(_)) {
-            resp.insert_header((header::CONNECTION, "close"));
+            // The rest of a slow body is never read: the connection cannot be reused.
+            resp.force_close();
         }
         if matches!(self, ApiError::MethodNotAllowed(_)) {
             resp.insert_header((header::ALLOW, "PUT, PATCH"));

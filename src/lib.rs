@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod service;
 pub mod state;
@@ -134,6 +135,8 @@ impl Application {
                 max_bytes: config.max_photo_bytes,
                 read_timeout: config.body_read_timeout,
             },
+            config.caller_policy.clone(),
+            limits::Limits::new(config.limits),
         ));
         let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
@@ -156,6 +159,7 @@ impl Application {
                 .wrap(from_fn(telemetry::request_context))
                 .configure(http::routes)
         })
+        .on_connect(http::conn::remember_socket)
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout.as_secs());
         if let Some(w) = config.workers {

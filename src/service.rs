@@ -11,10 +11,11 @@ use reqwest::Method;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, TokenValidator, bearer_token};
+use crate::auth::{Caller, CallerPolicy, TokenValidator, bearer_token};
 use crate::config::TargetScopes;
 use crate::error::ApiError;
 use crate::graph::{GraphClient, GraphFailure, GraphUpload, PhotoTarget};
+use crate::limits::Limits;
 use crate::metrics;
 use crate::telemetry::outbound_traceparent;
 use crate::token::TokenCache;
@@ -69,8 +70,13 @@ pub struct PhotoService {
     tokens: TokenCache,
     graph: GraphClient,
     scopes: TargetScopes,
-    limits: UploadLimits,
+    upload: UploadLimits,
+    policy: CallerPolicy,
+    limits: Limits,
 }
+
+/// Bytes of multipart envelope reserved on top of the photo limit for a body of unknown length.
+const ENVELOPE_RESERVE: usize = 64 * 1024;
 
 impl PhotoService {
     /// Assembles the service.
@@ -79,13 +85,17 @@ impl PhotoService {
         tokens: TokenCache,
         graph: GraphClient,
         scopes: TargetScopes,
-        limits: UploadLimits,
+        upload: UploadLimits,
+        policy: CallerPolicy,
+        limits: Limits,
     ) -> PhotoService {
         PhotoService {
             validator,
             tokens,
             graph,
             scopes,
+            upload,
+            policy,
             limits,
         }
     }
@@ -101,18 +111,36 @@ impl PhotoService {
         up: PhotoUpdate<'_>,
         payload: web::Payload,
     ) -> Result<UploadReceipt, ApiError> {
+        self.policy.authorize(up.caller, up.target)?;
+        self.limits
+            .check_caller(&up.caller.client_app_id, &up.caller.object_id)?;
+        // Reserved before a byte is read, so overload is refused at once instead of buffered.
+        let declared = up
+            .headers
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let ceiling = self.upload.max_bytes + ENVELOPE_RESERVE;
+        let _admission = self
+            .limits
+            .admit(declared.unwrap_or(ceiling).min(ceiling))?;
         let scope = up.target.scope(&self.scopes);
         let assertion = up.caller.assertion.expose();
         let caller_traceparent = up.headers.get("traceparent").and_then(|v| v.to_str().ok());
         // The token exchange runs while the body arrives: on a cache miss the caller waits for
         // the slower of the two, not their sum.
         let (photo, token) = tokio::join!(
-            read_photo(up.headers, payload, self.limits),
+            read_photo(up.headers, payload, self.upload),
             self.tokens.get(assertion, scope, caller_traceparent)
         );
         let photo = photo?;
         let token = token.map_err(|e| ApiError::from(&e))?;
         metrics::photo_bytes(photo.bytes.len());
+        let mailbox = CallerPolicy::mailbox(up.caller, up.target);
+        let _slot = self
+            .limits
+            .mailbox(&up.caller.client_app_id, mailbox, photo.bytes.len())
+            .await?;
 
         let graph_path = up.target.graph_path();
         let traceparent = outbound_traceparent(caller_traceparent);

@@ -2,8 +2,10 @@
 
 pub mod caller;
 pub mod jwks;
+pub mod policy;
 pub mod validate;
 
 pub use caller::{Assertion, Caller, bearer_token};
 pub use jwks::KeyStore;
+pub use policy::CallerPolicy;
 pub use validate::TokenValidator;

@@ -17,6 +17,9 @@ use crate::error::ApiError;
 #[derive(Deserialize)]
 struct Claims {
     aud: serde_json::Value,
+    // A string, not the array jsonwebtoken would also accept for `iss`.
+    #[serde(rename = "iss")]
+    _iss: String,
     exp: u64,
     nbf: u64,
     #[serde(default)]

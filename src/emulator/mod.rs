@@ -245,6 +245,12 @@ impl Emulators {
                 self.ca_file.display().to_string(),
             ),
             ("PHOTO_GATEWAY_CLIENT_SECRET", self.client_secret.clone()),
+            // The demo client may change every kind of target, so every documented flow works;
+            // the secure default (own photo and own contacts only) applies to every other app.
+            (
+                "PHOTO_GATEWAY_CALLER_POLICY",
+                format!("{DEMO_CLIENT_ID}=users,groups,contacts"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -1,5 +1,6 @@
 //! Routes and handlers: each parses the request, calls a service, and maps the result.
 
+pub mod conn;
 pub mod docs;
 pub mod health;
 pub mod photo;

@@ -37,7 +37,7 @@ pub async fn update_photo(
         .map(|r| r.0)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
     let _in_flight = state.in_flight();
-    let receipt = state
+    let result = state
         .photos
         .update(
             PhotoUpdate {
@@ -50,7 +50,11 @@ pub async fn update_photo(
             },
             payload,
         )
-        .await?;
+        .await;
+    if matches!(result, Err(ApiError::BodyTimeout(_))) {
+        super::conn::stop_reading(&req);
+    }
+    let receipt = result?;
     span.record("photo_bytes", receipt.bytes);
     Ok(HttpResponse::Ok().json(receipt))
 }

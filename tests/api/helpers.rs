@@ -89,6 +89,14 @@ pub async fn spawn_gateway(
     vars.push(("PHOTO_GATEWAY_METRICS_ADDR".into(), "127.0.0.1:0".into()));
     vars.push(("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS".into(), "0".into()));
     vars.push(("PHOTO_GATEWAY_WORKERS".into(), "2".into()));
+    // Rate limits are tested on their own (overload.rs); every other test runs without them.
+    for k in [
+        "CALLER_RATE_PER_MIN",
+        "MAILBOX_CONCURRENCY",
+        "MAILBOX_BYTES_PER_30S",
+    ] {
+        vars.push((format!("PHOTO_GATEWAY_{k}"), "0".into()));
+    }
     adjust(&mut vars);
     let config = Config::from_vars(vars).expect("valid config");
     let app = Application::build(config).await.expect("gateway builds");

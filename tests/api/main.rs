@@ -1,6 +1,9 @@
 //! End-to-end tests: the real server on 127.0.0.1:0 against the Entra and Graph emulators.
 
+mod attacks_requests;
+mod attacks_tokens;
 mod auth;
+mod cli;
 mod credentials;
 mod emulator;
 mod entra_errors;
@@ -9,10 +12,13 @@ mod helpers;
 mod jwks;
 mod metrics;
 mod openapi;
+mod overload;
 mod paths;
+mod proptests;
 mod sandbox;
 mod secrets;
 mod shutdown;
 mod token_cache;
 mod tracing;
 mod upload;
+mod upstream_faults;

@@ -1,0 +1,310 @@
+//! Admission control: in-flight budgets (uploads and photo bytes), per-caller rate limits, and
+//! Graph's per-mailbox limits (concurrency and bytes per 30 s, per app and mailbox). Each limit is
+//! optional (0 switches it off). No lock is held across an await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{ApiError, retry_after_secs};
+
+/// The limits, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitsConfig {
+    /// Uploads in flight at once (0 = unlimited).
+    pub max_inflight_uploads: usize,
+    /// Photo bytes in flight at once (0 = unlimited).
+    pub max_inflight_bytes: usize,
+    /// Sustained requests per minute per caller (app + user) (0 = unlimited).
+    pub caller_rate_per_min: u32,
+    /// Burst per caller.
+    pub caller_burst: u32,
+    /// Concurrent uploads per app and mailbox (0 = unlimited).
+    pub mailbox_concurrency: usize,
+    /// Bytes per 30 s per app and mailbox (0 = unlimited).
+    pub mailbox_bytes_per_30s: usize,
+    /// How long a request may wait for its mailbox before it is refused.
+    pub mailbox_queue: Duration,
+}
+
+const MAILBOX_WINDOW: Duration = Duration::from_secs(30);
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+struct Mailbox {
+    slots: Option<Arc<Semaphore>>,
+    /// (when, bytes) of uploads in the last window.
+    sent: Mutex<VecDeque<(Instant, usize)>>,
+}
+
+/// Shared admission state.
+pub struct Limits {
+    config: LimitsConfig,
+    uploads: Option<Arc<Semaphore>>,
+    bytes: Option<Arc<Semaphore>>,
+    buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
+    mailboxes: moka::sync::Cache<String, Arc<Mailbox>>,
+}
+
+/// Budget held by one upload until it is dropped.
+pub struct Admission {
+    _upload: Option<OwnedSemaphorePermit>,
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+/// A mailbox slot held during the Graph call.
+pub struct MailboxSlot {
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+fn overloaded(what: &str) -> ApiError {
+    ApiError::Overloaded(format!(
+        "the gateway is at its {what} budget; retry shortly"
+    ))
+}
+
+impl Limits {
+    /// Builds the limiters.
+    pub fn new(config: LimitsConfig) -> Limits {
+        let sem =
+            |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+        Limits {
+            config,
+            uploads: sem(config.max_inflight_uploads),
+            bytes: sem(config.max_inflight_bytes),
+            // Idle entries vanish: a full bucket or an empty window carries no state worth keeping.
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            mailboxes: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(MAILBOX_WINDOW * 2)
+                .build(),
+        }
+    }
+
+    /// Reserves the in-flight budgets for an upload of at most `bytes`, or refuses at once.
+    pub fn admit(&self, bytes: usize) -> Result<Admission, ApiError> {
+        let upload = match &self.uploads {
+            Some(s) => Some(
+                s.clone()
+                    .try_acquire_owned()
+                    .map_err(|_| overloaded("in-flight upload"))?,
+            ),
+            None => None,
+        };
+        let bytes = match &self.bytes {
+            Some(s) => {
+                let want = u32::try_from(bytes.clamp(1, self.config.max_inflight_bytes))
+                    .unwrap_or(u32::MAX);
+                Some(
+                    s.clone()
+                        .try_acquire_many_owned(want)
+                        .map_err(|_| overloaded("in-flight byte"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Admission {
+            _upload: upload,
+            _bytes: bytes,
+        })
+    }
+
+    /// Takes one request from the caller's token bucket, or says when to come back.
+    pub fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
+        let rate = self.config.caller_rate_per_min;
+        if rate == 0 {
+            return Ok(());
+        }
+        let burst = f64::from(self.config.caller_burst.max(1));
+        let per_sec = f64::from(rate) / 60.0;
+        let bucket = self.buckets.get_with(format!("{app}\u{0}{user}"), || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: burst,
+                updated: Instant::now(),
+            }))
+        });
+        let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec).min(burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - b.tokens) / per_sec);
+        Err(ApiError::RateLimited {
+            detail: format!("this caller (app and user) is over {rate} requests per minute"),
+            retry_after: retry_after_secs(wait),
+        })
+    }
+
+    /// Waits briefly for a slot of the app's mailbox and room in its 30-second byte window, as
+    /// Graph's per-mailbox limits require, or refuses with 429 rather than provoking Graph's own.
+    pub async fn mailbox(
+        &self,
+        app: &str,
+        mailbox: &str,
+        bytes: usize,
+    ) -> Result<MailboxSlot, ApiError> {
+        let (conc, window_bytes) = (
+            self.config.mailbox_concurrency,
+            self.config.mailbox_bytes_per_30s,
+        );
+        if conc == 0 && window_bytes == 0 {
+            return Ok(MailboxSlot { _slot: None });
+        }
+        let deadline = Instant::now() + self.config.mailbox_queue;
+        let mb = self.mailboxes.get_with(
+            format!("{app}\u{0}{}", mailbox.to_ascii_lowercase()),
+            || {
+                Arc::new(Mailbox {
+                    slots: (conc > 0).then(|| Arc::new(Semaphore::new(conc))),
+                    sent: Mutex::new(VecDeque::new()),
+                })
+            },
+        );
+        let slot = match &mb.slots {
+            Some(s) => {
+                match tokio::time::timeout_at(deadline.into(), s.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => Some(p),
+                    _ => {
+                        return Err(ApiError::RateLimited {
+                            detail: format!(
+                                "this mailbox already has {conc} uploads in progress from this app (Graph's per-mailbox limit)"
+                            ),
+                            retry_after: 1,
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
+        if window_bytes > 0 {
+            loop {
+                let wait = {
+                    let mut sent = mb.sent.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = Instant::now();
+                    while sent
+                        .front()
+                        .is_some_and(|(t, _)| now.duration_since(*t) >= MAILBOX_WINDOW)
+                    {
+                        sent.pop_front();
+                    }
+                    let used: usize = sent.iter().map(|(_, b)| b).sum();
+                    if used + bytes <= window_bytes || sent.is_empty() {
+                        sent.push_back((now, bytes));
+                        None
+                    } else {
+                        // Wait until enough of the window has expired to fit this upload.
+                        let mut freed = 0usize;
+                        let mut until = now;
+                        for (t, b) in sent.iter() {
+                            freed += b;
+                            until = *t + MAILBOX_WINDOW;
+                            if used - freed + bytes <= window_bytes {
+                                break;
+                            }
+                        }
+                        Some(until.saturating_duration_since(now))
+                    }
+                };
+                match wait {
+                    None => break,
+                    Some(w) if Instant::now() + w <= deadline => tokio::time::sleep(w).await,
+                    Some(w) => {
+                        return Err(ApiError::RateLimited {
+                            detail: format!(
+                                "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds (Graph's per-mailbox limit)"
+                            ),
+                            retry_after: retry_after_secs(w),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(MailboxSlot { _slot: slot })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LimitsConfig {
+        LimitsConfig {
+            max_inflight_uploads: 2,
+            max_inflight_bytes: 1000,
+            caller_rate_per_min: 60,
+            caller_burst: 2,
+            mailbox_concurrency: 1,
+            mailbox_bytes_per_30s: 100,
+            mailbox_queue: Duration::from_millis(50),
+        }
+    }
+
+    #[test]
+    fn budgets_refuse_at_once_and_free_on_drop() {
+        let l = Limits::new(cfg());
+        let a = l.admit(600).unwrap();
+        let b = l.admit(300).unwrap();
+        assert!(
+            matches!(l.admit(1), Err(ApiError::Overloaded(_))),
+            "upload budget"
+        );
+        drop(a);
+        assert!(
+            matches!(l.admit(800), Err(ApiError::Overloaded(_))),
+            "byte budget: 300 + 800 > 1000"
+        );
+        drop(b);
+        assert!(l.admit(1000).is_ok());
+    }
+
+    #[test]
+    fn caller_bucket_allows_the_burst_then_says_when() {
+        let l = Limits::new(cfg());
+        assert!(l.check_caller("app", "u").is_ok());
+        assert!(l.check_caller("app", "u").is_ok());
+        match l.check_caller("app", "u") {
+            Err(ApiError::RateLimited { retry_after, .. }) => {
+                assert!((1..=2).contains(&retry_after))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(l.check_caller("app", "other-user").is_ok(), "per caller");
+    }
+
+    #[tokio::test]
+    async fn mailbox_concurrency_and_bytes() {
+        let l = Limits::new(cfg());
+        let slot = l.mailbox("app", "M", 10).await.unwrap();
+        assert!(
+            matches!(
+                l.mailbox("app", "m", 10).await,
+                Err(ApiError::RateLimited { .. })
+            ),
+            "same mailbox, case-insensitive"
+        );
+        assert!(l.mailbox("other-app", "m", 10).await.is_ok(), "per app");
+        drop(slot);
+        assert!(l.mailbox("app", "m", 80).await.is_ok());
+        assert!(
+            matches!(
+                l.mailbox("app", "m", 20).await,
+                Err(ApiError::RateLimited {
+                    retry_after: 30,
+                    ..
+                })
+            ),
+            "10 + 80 + 20 > 100 in 30 s"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Overload sheds instead of falling over: in-flight budgets, per-caller and per-mailbox limits,
+//! and the per-app authorization policy.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
+
+use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};
+
+const ME: &str = "/v1.0/me/photo/$value";
+
+fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// Offers 10× the in-flight upload budget at once to the real binary: the admitted uploads
+/// succeed, the rest are refused at once with 503 `overloaded`, and the gateway's peak memory
+/// stays under the byte budget plus a constant.
+#[tokio::test]
+async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
+    const BUDGET_UPLOADS: usize = 4;
+    const PHOTO: usize = 3_000_000;
+    let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
+    // Graph holds each admitted upload for a while, so all of them are in flight together.
+    emus.graph
+        .add_fault(FaultRule::latency(Duration::from_millis(1500)).method("PUT"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
+        .env_clear()
+        .envs(emus.gateway_env())
+        .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
+        .env("PHOTO_GATEWAY_LOG_LEVEL", "warn")
+        .env(
+            "PHOTO_GATEWAY_MAX_INFLIGHT_UPLOADS",
+            BUDGET_UPLOADS.to_string(),
+        )
+        .env(
+            "PHOTO_GATEWAY_MAX_INFLIGHT_BYTES",
+            (BUDGET_UPLOADS * (PHOTO + 65_536)).to_string(),
+        )
+        .env("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "0")
+        .env("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "0")
+        .env("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "0")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let idle_kib = vm_kib(pid, "VmRSS:");
+
+    let photo = jpeg(PHOTO, 3);
+    let offered = BUDGET_UPLOADS * 10;
+    let tokens: Vec<String> = (0..offered)
+        .map(|_| emus.caller_token(&CallerTokenSpec::for_user(DEMO)))
+        .collect();
+    let calls = tokens.iter().map(|t| {
+        let (client, base, photo) = (&client, &base, photo.clone());
+        async move {
+            let started = Instant::now();
+            let resp = client
+                .put(format!("{base}{ME}"))
+                .bearer_auth(t)
+                .header("content-type", "image/jpeg")
+                .body(photo)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").is_some();
+            let code = resp
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|b| b["code"].as_str().map(str::to_owned));
+            (status, code, retry_after, started.elapsed())
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let peak_kib = vm_kib(pid, "VmHWM:");
+
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert!(
+        (1..=BUDGET_UPLOADS * 2).contains(&ok),
+        "admitted: {ok} of {offered}"
+    );
+    assert_eq!(
+        ok + shed.len(),
+        offered,
+        "every request either succeeded or was shed: {results:?}"
+    );
+    for r in &shed {
+        assert_eq!(r.1.as_deref(), Some("overloaded"));
+        assert!(r.2, "Retry-After on 503");
+        assert!(
+            r.3 < Duration::from_millis(1500),
+            "shed without waiting for Graph: {:?}",
+            r.3
+        );
+    }
+    let budget_kib = (BUDGET_UPLOADS * (PHOTO + 65_536) / 1024) as u64;
+    let growth = peak_kib.saturating_sub(idle_kib);
+    assert!(
+        growth < budget_kib + 48 * 1024,
+        "peak RSS grew {growth} KiB for a {budget_kib} KiB budget"
+    );
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_gets_429_with_retry_after() {
+    let app = spawn_app_with(|v| {
+        v.push(("PHOTO_GATEWAY_CALLER_RATE_PER_MIN".into(), "60".into()));
+        v.push(("PHOTO_GATEWAY_CALLER_BURST".into(), "3".into()));
+    })
+    .await;
+    let token = app.token(DEMO);
+    for _ in 0..3 {
+        assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    }
+    let (status, headers, body) =
+        TestApp::problem(app.put_raw(ME, &token, jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate-limited")),
+        "{body}"
+    );
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // Another user of the same app is a different caller.
+    assert_eq!(
+        app.put_raw(
+            ME,
+            &app.token("megan.bowen@contoso.onmicrosoft.com"),
+            jpeg(100, 1)
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        app.emus.graph.requests().len(),
+        4,
+        "the refused request never reached Graph"
+    );
+}
+
+#[tokio::test]
+async fn graph_per_mailbox_limits_queue_briefly_then_refuse() {
+    let app = spawn_app_with(|v| {
+        v.push(("PHOTO_GATEWAY_MAILBOX_CONCURRENCY".into(), "1".into()));
+        v.push((
+            "PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S".into(),
+            "3000000".into(),
+        ));
+        v.push(("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS".into(), "0.3".into()));
+    })
+    .await;
+    let token = app.token(DEMO);
+    // Concurrency: Graph takes 1 s, so a second upload to the same mailbox waits 0.3 s, then 429.
+    app.emus.graph.add_fault(
+        FaultRule::latency(Duration::from_millis(1000))
+            .path_prefix("/v1.0/me")
+            .times(1),
+    );
+    let (first, second) = tokio::join!(app.put_raw(ME, &token, jpeg(1000, 1)), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.put_raw(ME, &token, jpeg(1000, 2)).await
+    });
+    assert_eq!(first.status(), 200);
+    let (status, headers, body) = TestApp::problem(second).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate-limited")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+
+    // Bytes: 2 MB + 2 MB to one mailbox within 30 s is over 3 MB: refused with the wait.
+    assert_eq!(
+        app.put_raw(ME, &token, jpeg(2_000_000, 3)).await.status(),
+        200
+    );
+    let (status, headers, body) =
+        TestApp::problem(app.put_raw(ME, &token, jpeg(2_000_000, 4)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate-limited")),
+        "{body}"
+    );
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    // Another mailbox is not affected.
+    let megan = "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value";
+    assert_eq!(
+        app.put_raw(megan, &token, jpeg(2_000_000, 5))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
+    let app = spawn_app_with(|v| v.retain(|(k, _)| k != "PHOTO_GATEWAY_CALLER_POLICY")).await;
+    let token = app.token(DEMO);
+    let own = [
+        "/v1.0/me/photo/$value".to_owned(),
+        "/v1.0/users/adele.vance@contoso.onmicrosoft.com/photo/$value".to_owned(),
+        format!(
+            "/v1.0/me/contacts/{}/photo/$value",
+            photo_gateway::emulator::directory::CONTACT_ID
+        ),
+    ];
+    for path in &own {
+        assert_eq!(
+            app.put_raw(path, &token, jpeg(100, 1)).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    let others = [
+        "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value".to_owned(),
+        format!(
+            "/v1.0/groups/{}/photo/$value",
+            photo_gateway::emulator::directory::GROUP_ID
+        ),
+    ];
+    let before = app.emus.graph.requests().len();
+    for path in &others {
+        let (status, _, body) =
+            TestApp::problem(app.put_raw(path, &token, jpeg(100, 1)).await).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("caller-not-allowed")),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        app.emus.graph.requests().len(),
+        before,
+        "nothing sent for refused calls"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_lets_one_app_change_groups_and_no_other() {
+    let granted = "11111111-2222-3333-4444-555555555555";
+    let app = spawn_app_with(|v| {
+        v.retain(|(k, _)| k != "PHOTO_GATEWAY_CALLER_POLICY");
+        v.push((
+            "PHOTO_GATEWAY_CALLER_POLICY".into(),
+            format!("{granted}=groups"),
+        ));
+    })
+    .await;
+    let group = format!(
+        "/v1.0/groups/{}/photo/$value",
+        photo_gateway::emulator::directory::GROUP_ID
+    );
+    let with_grant = app.token_with(CallerTokenSpec::for_user(DEMO).app(granted));
+    assert_eq!(
+        app.put_raw(&group, &with_grant, jpeg(100, 1))
+            .await
+            .status(),
+        200
+    );
+    let (status, _, _) =
+        TestApp::problem(app.put_raw(&group, &app.token(DEMO), jpeg(100, 1)).await).await;
+    assert_eq!(status, 403);
+    let megan = "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value";
+    let (status, _, _) =
+        TestApp::problem(app.put_raw(megan, &with_grant, jpeg(100, 1)).await).await;
+    assert_eq!(status, 403, "a groups grant is not a users grant");
+}

@@ -1,0 +1,98 @@
+//! The gateway's body reader, `upload::read_photo`, on arbitrary bodies: the first byte picks the
+//! Content-Type (multipart with a few boundaries, raw image/jpeg or octet-stream, a
+//! Content-Encoding), the second how the body is cut into chunks, the rest is the body. The
+//! reader must never panic, and whatever it accepts is a JPEG under the limit whose SHA-256 is
+//! right; it goes through `actix_multipart::Multipart` exactly as in the server.
+
+#![no_main]
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::FromRequest;
+use actix_web::error::PayloadError;
+use actix_web::test::TestRequest;
+use actix_web::web;
+use bytes::Bytes;
+use futures_util::Stream;
+use libfuzzer_sys::fuzz_target;
+use photo_gateway::upload::{UploadLimits, read_photo, sniff};
+
+const LIMIT: usize = 16 * 1024;
+
+thread_local! {
+    static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 2 {
+        return;
+    }
+    let (kind, cut, body) = (data[0], data[1], &data[2..]);
+    let content_type = match kind % 8 {
+        0 | 1 => "multipart/form-data; boundary=b",
+        2 => "multipart/form-data; boundary=\"--x y\"",
+        3 => "multipart/form-data; boundary=",
+        4 => "image/jpeg",
+        5 => "application/octet-stream",
+        6 => "multipart/form-data",
+        _ => "multipart/mixed; boundary=b",
+    };
+    let mut req = TestRequest::put()
+        .uri("/v1.0/me/photo/$value")
+        .insert_header(("content-type", content_type));
+    if kind & 0x80 != 0 {
+        req = req.insert_header(("content-length", body.len().to_string()));
+    }
+    if kind & 0x40 != 0 {
+        req = req.insert_header(("content-encoding", "identity"));
+    }
+    let (http_req, _) = req.to_http_parts();
+
+    // Chunks of 1..=256 bytes as picked by `cut`.
+    let size = (cut as usize % 256) + 1;
+    let chunks: Vec<Result<Bytes, PayloadError>> = body
+        .chunks(size)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
+        Box::pin(futures_util::stream::iter(chunks));
+    let mut dev_payload = actix_web::dev::Payload::from(stream);
+
+    RT.with(|rt| {
+        rt.block_on(async {
+            let payload = web::Payload::from_request(&http_req, &mut dev_payload)
+                .await
+                .expect("payload extractor never fails");
+            let limits = UploadLimits {
+                max_bytes: LIMIT,
+                read_timeout: Duration::from_secs(5),
+            };
+            if let Ok(photo) = read_photo(http_req.headers(), payload, limits).await {
+                assert!(sniff::is_jpeg(&photo.bytes), "accepted bytes are a JPEG");
+                assert!(
+                    photo.bytes.len() < LIMIT,
+                    "accepted bytes are under the limit"
+                );
+                assert!(!photo.bytes.is_empty());
+                assert_eq!(
+                    photo.sha256,
+                    sha256_hex(&photo.bytes),
+                    "the digest is of the bytes"
+                );
+                // A raw body is the photo itself.
+                if !content_type.starts_with("multipart") {
+                    assert_eq!(&photo.bytes[..], body, "a raw body is forwarded unchanged");
+                }
+            }
+        })
+    });
+});
