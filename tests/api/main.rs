@@ -2,6 +2,7 @@
 
 mod attacks_requests;
 mod attacks_tokens;
+mod audit;
 mod auth;
 mod cli;
 mod credentials;
