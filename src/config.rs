@@ -102,8 +102,8 @@ pub struct Config {
     pub jwks_unknown_kid_cooldown: Duration,
     /// Cap of the backoff between failed JWKS loads.
     pub jwks_retry_max_backoff: Duration,
-    /// Maximum number of cached Graph tokens.
-    pub token_cache_capacity: u64,
+    /// Memory the cached Graph tokens may take, in bytes.
+    pub token_cache_max_bytes: u64,
     /// Cached tokens are dropped this long before they expire.
     pub token_expiry_margin: Duration,
     /// TCP+TLS connect timeout for every upstream.
@@ -393,7 +393,7 @@ impl Config {
             jwks_refresh_interval: v.secs("JWKS_REFRESH_INTERVAL_SECS", 43_200)?,
             jwks_unknown_kid_cooldown: v.secs("JWKS_UNKNOWN_KID_COOLDOWN_SECS", 60)?,
             jwks_retry_max_backoff: v.secs("JWKS_RETRY_MAX_BACKOFF_SECS", 30)?,
-            token_cache_capacity: v.parse("TOKEN_CACHE_CAPACITY", 100_000)?,
+            token_cache_max_bytes: v.parse("TOKEN_CACHE_MAX_BYTES", 64 * 1024 * 1024)?,
             token_expiry_margin: v.secs("TOKEN_EXPIRY_MARGIN_SECS", 300)?,
             connect_timeout: v.secs("CONNECT_TIMEOUT_SECS", 5)?,
             token_timeout: v.secs("TOKEN_TIMEOUT_SECS", 10)?,

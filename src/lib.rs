@@ -122,7 +122,7 @@ impl Application {
         );
         let photos = Arc::new(PhotoService::new(
             TokenValidator::new(&config, keys.clone()),
-            TokenCache::new(obo, config.token_cache_capacity),
+            TokenCache::new(obo, config.token_cache_max_bytes),
             GraphClient::new(
                 graph_http,
                 config.graph_base_url.as_str(),

@@ -109,7 +109,7 @@ def test_image_defaults_to_app_version_and_accepts_a_digest(default):
 def test_extra_env_and_env_from():
     r = render("networkpolicy-servicemonitor-values.yaml")
     env = {e["name"]: e["value"] for e in r.container["env"]}
-    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+    assert env == {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod"}
     assert r.container["envFrom"][0] == {"configMapRef": {"name": FULLNAME}}
     r = render(sets={"envFrom[0].secretRef.name": "extra"})
     assert r.container["envFrom"][1] == {"secretRef": {"name": "extra"}}
@@ -205,6 +205,187 @@ def test_ca_bundle_from_config_map():
     assert r.config["PHOTO_GATEWAY_CA_BUNDLE_FILE"] == "/etc/photo-gateway/ca/ca.crt"
     vols = {v["name"]: v for v in r.pod_spec["volumes"]}
     assert vols["ca-bundle"]["configMap"]["name"] == "corporate-ca"
+
+
+# ------------------------------------------------------------------ caller policy, limits, OTLP
+
+REPO_README = CHART.parent.parent / "README.md"
+LIMIT_VARS = {
+    "maxInflightUploads": "MAX_INFLIGHT_UPLOADS",
+    "maxInflightBytes": "MAX_INFLIGHT_BYTES",
+    "callerRatePerMin": "CALLER_RATE_PER_MIN",
+    "callerBurst": "CALLER_BURST",
+    "mailboxConcurrency": "MAILBOX_CONCURRENCY",
+    "mailboxBytesPer30s": "MAILBOX_BYTES_PER_30S",
+    "mailboxQueueSeconds": "MAILBOX_QUEUE_SECS",
+}
+
+
+def values_file(tmp_path: Path, name: str, values: dict) -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def config_checksum(r) -> str:
+    return r.deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_caller_policy_absent_by_default(default):
+    assert "PHOTO_GATEWAY_CALLER_POLICY" not in default.config
+
+
+def test_caller_policy_is_rendered_sorted():
+    cfg = render("ingress-tls-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_CALLER_POLICY"] == (
+        "00000000-0000-0000-0000-000000000003=contacts,users;00000000-0000-0000-0000-000000000004=groups"
+    )
+    r = render(sets={"config.callerPolicy.*": "{groups}", "config.callerPolicy.hr-sync": "{users,contacts}"})
+    assert r.config["PHOTO_GATEWAY_CALLER_POLICY"] == "*=groups;hr-sync=contacts,users"
+
+
+def test_caller_policy_checksum_does_not_depend_on_order(tmp_path):
+    a = {"config": {"callerPolicy": {"b-app": ["users", "groups"], "a-app": ["contacts"]}}}
+    b = {"config": {"callerPolicy": {"a-app": ["contacts"], "b-app": ["groups", "users"]}}}
+    ra = render(values_file(tmp_path, "a.yaml", a))
+    rb = render(values_file(tmp_path, "b.yaml", b))
+    assert ra.config["PHOTO_GATEWAY_CALLER_POLICY"] == "a-app=contacts;b-app=groups,users"
+    assert ra.config == rb.config
+    assert config_checksum(ra) == config_checksum(rb)
+    assert config_checksum(ra) != config_checksum(render())
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"app": ["everything"]},  # unknown kind
+        {"app": []},  # a grant of nothing
+        {"app": "users"},  # a string, not a list
+        {"app": ["users", "users"]},
+        {"app=x": ["users"]},  # would corrupt the `id=kinds;...` syntax
+        {"a;b": ["users"]},
+        {"a b": ["users"]},
+    ],
+)
+def test_schema_rejects_bad_caller_policy(tmp_path, policy):
+    err = render_fails(values_file(tmp_path, "policy.yaml", {"config": {"callerPolicy": policy}}))
+    assert "values don't meet the specifications of the schema" in err
+
+
+def test_limits_default_to_the_gateway_defaults(default):
+    """The chart states every limit explicitly, with the defaults the gateway's README documents."""
+    documented = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", REPO_README.read_text(), flags=re.M))
+    for key, var in LIMIT_VARS.items():
+        assert default.config[f"PHOTO_GATEWAY_{var}"] == documented[var], var
+
+
+def test_limits_rendering():
+    cfg = render("ingress-tls-values.yaml").config
+    assert {var: cfg[f"PHOTO_GATEWAY_{var}"] for var in LIMIT_VARS.values()} == {
+        "MAX_INFLIGHT_UPLOADS": "64",
+        "MAX_INFLIGHT_BYTES": "134217728",  # a plain integer, never 1.34217728e+08
+        "CALLER_RATE_PER_MIN": "300",
+        "CALLER_BURST": "30",
+        "MAILBOX_CONCURRENCY": "4",
+        "MAILBOX_BYTES_PER_30S": "15000000",
+        "MAILBOX_QUEUE_SECS": "0.5",
+    }
+    # 0 switches a limit off and is rendered as such.
+    off = render(sets={f"config.limits.{k}": 0 for k in LIMIT_VARS}).config
+    assert all(off[f"PHOTO_GATEWAY_{var}"] == "0" for var in LIMIT_VARS.values())
+
+
+@pytest.mark.parametrize(
+    "sets, set_string",
+    [
+        ({"config.limits.maxInflightUploads": -1}, None),
+        ({"config.limits.mailboxQueueSeconds": -1}, None),
+        ({"config.limits.unknown": 1}, None),
+        (None, {"config.limits.callerBurst": "60"}),  # a string for an integer
+    ],
+)
+def test_schema_rejects_bad_limits(sets, set_string):
+    err = render_fails(set_values=sets, set_string=set_string)
+    assert "values don't meet the specifications of the schema" in err
+
+
+def test_otel_off_by_default(default):
+    assert not any(k.startswith("OTEL_") for k in default.config)
+    assert "env" not in default.container
+
+
+def test_otel_env():
+    r = render("networkpolicy-servicemonitor-values.yaml")
+    assert {k: v for k, v in r.config.items() if k.startswith("OTEL_")} == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": "photo-gateway-prod",
+    }
+    # The ConfigMap reaches the container through envFrom; extraEnv adds to it without duplicates.
+    assert r.container["envFrom"][0] == {"configMapRef": {"name": FULLNAME}}
+    assert not any(e["name"] in r.config for e in r.container["env"])
+    r = render(sets={"otel.enabled": "true", "otel.endpoint": "https://otlp.example.com"})
+    assert r.config["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://otlp.example.com"
+    assert r.config["OTEL_SERVICE_NAME"] == "photo-gateway"
+    assert config_checksum(r) != config_checksum(render())
+
+
+def test_otel_needs_an_endpoint():
+    err = render_fails(set_values={"otel.enabled": "true"})
+    assert "otel.endpoint" in err
+    err = render_fails(set_values={"otel.enabled": "true", "otel.endpoint": "otel-collector:4318"})
+    assert "values don't meet the specifications of the schema" in err
+
+
+# ------------------------------------------------------------------ memory budget
+
+MIB = 1 << 20
+_QUANTITY_UNITS = {
+    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
+}
+
+
+def quantity_bytes(q) -> int:
+    number, unit = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kMGT]i?|Ki)?", str(q)).groups()
+    return int(float(number) * _QUANTITY_UNITS[unit or ""])
+
+
+def test_quantity_parser():
+    assert quantity_bytes("512Mi") == 512 * MIB
+    assert quantity_bytes("1Gi") == 1024 * MIB
+    assert quantity_bytes("500M") == 500_000_000
+    assert quantity_bytes(268435456) == 256 * MIB
+
+
+def inflight_bound(config: dict) -> int:
+    """Most photo bytes one pod holds in flight: MAX_INFLIGHT_BYTES, and at most uploads x photo size."""
+    bounds = []
+    if int(config["PHOTO_GATEWAY_MAX_INFLIGHT_BYTES"]) > 0:
+        bounds.append(int(config["PHOTO_GATEWAY_MAX_INFLIGHT_BYTES"]))
+    if int(config["PHOTO_GATEWAY_MAX_INFLIGHT_UPLOADS"]) > 0:
+        bounds.append(int(config["PHOTO_GATEWAY_MAX_INFLIGHT_UPLOADS"]) * int(config["PHOTO_GATEWAY_MAX_PHOTO_BYTES"]))
+    assert bounds, "no in-flight bound at all: memory is unbounded"
+    return min(bounds)
+
+
+def test_default_memory_limit_covers_the_inflight_budget(default):
+    """Benchmark goal: peak RSS <= 1.25 x in-flight bytes + 40 MB. The limit keeps 64Mi over the 1.25 x."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    max_inflight = values["config"]["limits"]["maxInflightBytes"]
+    limit = quantity_bytes(values["resources"]["limits"]["memory"])
+    assert max_inflight > 0
+    assert limit >= 1.25 * max_inflight + 64 * MIB, (limit / MIB, 1.25 * max_inflight / MIB + 64)
+    # The same holds for what is rendered, with the in-flight bound the gateway really enforces.
+    rendered = quantity_bytes(default.container["resources"]["limits"]["memory"])
+    assert rendered >= 1.25 * inflight_bound(default.config) + 64 * MIB
+
+
+@pytest.mark.parametrize("values_file_name", CI_FILES)
+def test_ci_values_memory_limits_cover_their_inflight_budget(values_file_name):
+    r = render(values_file_name)
+    limit = quantity_bytes(r.container["resources"]["limits"]["memory"])
+    assert limit >= 1.25 * inflight_bound(r.config) + 64 * MIB
 
 
 # ------------------------------------------------------------------ workload identity
@@ -357,7 +538,9 @@ def test_network_policy_ingress():
 
 
 def test_network_policy_egress_dns_and_443_only():
-    r = render("networkpolicy-servicemonitor-values.yaml", sets={"networkPolicy.egress.extra": "null"})
+    r = render(
+        "networkpolicy-servicemonitor-values.yaml", sets={"networkPolicy.egress.extra": "null", "otel.enabled": "false"}
+    )
     egress = r.one("NetworkPolicy")["spec"]["egress"]
     assert len(egress) == 2
     dns, https = egress
@@ -371,7 +554,35 @@ def test_network_policy_egress_dns_and_443_only():
 
 def test_network_policy_extra_egress():
     egress = render("networkpolicy-servicemonitor-values.yaml").one("NetworkPolicy")["spec"]["egress"]
-    assert egress[2]["ports"] == [{"port": 4317, "protocol": "TCP"}]
+    assert len(egress) == 4  # DNS, 443, OTLP collector, extra
+    assert egress[3]["ports"] == [{"port": 3128, "protocol": "TCP"}]
+    assert egress[3]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def test_network_policy_otlp_egress_follows_the_endpoint():
+    egress = render("networkpolicy-servicemonitor-values.yaml").one("NetworkPolicy")["spec"]["egress"]
+    otlp = egress[2]
+    assert otlp["ports"] == [{"protocol": "TCP", "port": 4318}]  # port 0: taken from otel.endpoint
+    assert otlp["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "opentelemetry-collector"}},
+        }
+    ]
+    base = {"networkPolicy.enabled": "true", "otel.enabled": "true"}
+
+    def otlp_rule(**sets):
+        return render(sets={**base, **sets}).one("NetworkPolicy")["spec"]["egress"][2]
+
+    rule = otlp_rule(**{"otel.endpoint": "https://otlp.example.com"})
+    assert rule == {"ports": [{"protocol": "TCP", "port": 443}]}  # no port: scheme default; no peers: any host
+    assert otlp_rule(**{"otel.endpoint": "http://collector"})["ports"][0]["port"] == 80
+    assert otlp_rule(**{"otel.endpoint": "http://[fd00::1]:4318/"})["ports"][0]["port"] == 4318
+    explicit = otlp_rule(**{"otel.endpoint": "http://collector:4318", "networkPolicy.egress.otlp.port": 14318})
+    assert explicit["ports"][0]["port"] == 14318
+    # No OTLP rule without otel.enabled.
+    egress = render(sets={"networkPolicy.enabled": "true"}).one("NetworkPolicy")["spec"]["egress"]
+    assert {p["port"] for rule in egress for p in rule["ports"]} == {53, 443}
 
 
 def test_service_monitor_fields():
@@ -491,6 +702,42 @@ def test_readme_values_table_documents_every_top_level_key():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     documented = set(re.findall(r"^\| `([A-Za-z]+)[.`]", readme, flags=re.M))
     assert set(values) <= documented, sorted(set(values) - documented)
+
+
+def leaf_paths(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from leaf_paths(value, f"{path}.")
+        else:
+            yield path
+
+
+def test_readme_documents_every_value_or_its_parent():
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.M))
+    missing = [
+        path
+        for path in leaf_paths(values)
+        if not any(".".join(path.split(".")[:n]) in documented for n in range(1, path.count(".") + 2))
+    ]
+    assert not missing, missing
+    for path in leaf_paths({"config": values["config"], "otel": values["otel"]}):
+        if not path.startswith("config.caBundle"):
+            assert path in documented, path  # each setting has its own row
+
+
+def test_schema_declares_every_value():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for path in leaf_paths(values):
+        node = schema
+        for part in path.split("."):
+            if "properties" not in node:
+                break  # a free-form object (resources, selectors, ...)
+            assert part in node["properties"], path
+            node = node["properties"][part]
 
 
 def test_notes_render(tmp_path):

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use super::obo::{GraphToken, OboClient, OboError};
 use crate::metrics;
 
 type Key = [u8; 32];
+
+/// Approximate bytes an entry takes besides its token: key, `Arc`, expiry and moka's bookkeeping.
+const ENTRY_OVERHEAD: usize = 100;
 
 struct TokenExpiry;
 
@@ -53,11 +57,16 @@ fn key(assertion: &str, scope: &str) -> Key {
 }
 
 impl TokenCache {
-    /// A cache of at most `capacity` tokens.
-    pub fn new(obo: OboClient, capacity: u64) -> TokenCache {
+    /// A cache whose tokens take at most `max_bytes`.
+    pub fn new(obo: OboClient, max_bytes: u64) -> TokenCache {
         TokenCache {
             cache: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                // Weighed by size, so the bound is memory, whatever the tokens' length.
+                .weigher(|_key: &Key, token: &Arc<GraphToken>| {
+                    u32::try_from(token.access_token.expose_secret().len() + ENTRY_OVERHEAD)
+                        .unwrap_or(u32::MAX)
+                })
                 .expire_after(TokenExpiry)
                 .build(),
             obo,

@@ -144,6 +144,46 @@ imagePullSecrets:
 {{- end -}}
 {{- end -}}
 
+{{/* PHOTO_GATEWAY_CALLER_POLICY from config.callerPolicy: `id=kind,kind;id=kind`, ids and kinds sorted
+     so the rendering (and the config checksum) does not depend on map or list order. Empty when no grants. */}}
+{{- define "photo-gateway.callerPolicy" -}}
+{{- $policy := .Values.config.callerPolicy | default dict -}}
+{{- $entries := list -}}
+{{- range $id := keys $policy | sortAlpha -}}
+{{- $kinds := get $policy $id | default list | uniq | sortAlpha -}}
+{{- $entries = append $entries (printf "%s=%s" $id (join "," $kinds)) -}}
+{{- end -}}
+{{- join ";" $entries -}}
+{{- end -}}
+
+{{/* A number of seconds as the gateway parses it: whole numbers without a fraction or exponent, others as given. */}}
+{{- define "photo-gateway.seconds" -}}
+{{- if eq (float64 .) (float64 (int64 .)) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- float64 . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Port of the OTLP collector for the NetworkPolicy: networkPolicy.egress.otlp.port, else the port in
+     otel.endpoint, else 443 for https and 80 for http. */}}
+{{- define "photo-gateway.otlpPort" -}}
+{{- $explicit := int .Values.networkPolicy.egress.otlp.port -}}
+{{- if gt $explicit 0 -}}
+{{- $explicit -}}
+{{- else -}}
+{{- $url := urlParse .Values.otel.endpoint -}}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" -}}
+{{- if $port -}}
+{{- $port -}}
+{{- else if eq $url.scheme "https" -}}
+443
+{{- else -}}
+80
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Cross-field checks that a JSON schema cannot express well. */}}
 {{- define "photo-gateway.validate" -}}
 {{- $c := .Values.credentials -}}
@@ -159,6 +199,9 @@ imagePullSecrets:
 {{- end -}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and .Values.otel.enabled (not .Values.otel.endpoint) -}}
+{{- fail "otel.enabled needs otel.endpoint (the collector's OTLP/HTTP base URL, e.g. http://otel-collector.observability:4318)" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.service.exposeMetrics) -}}
 {{- fail "metrics.serviceMonitor.enabled needs service.exposeMetrics" -}}
