@@ -135,11 +135,11 @@ impl PhotoService {
         );
         let photo = photo?;
         let token = token.map_err(|e| ApiError::from(&e))?;
-        metrics::photo_bytes(photo.bytes.len());
+        metrics::photo_bytes(photo.len());
         let mailbox = CallerPolicy::mailbox(up.caller, up.target);
         let _slot = self
             .limits
-            .mailbox(&up.caller.client_app_id, mailbox, photo.bytes.len())
+            .mailbox(&up.caller.client_app_id, mailbox, photo.len())
             .await?;
 
         let graph_path = up.target.graph_path();
@@ -147,7 +147,7 @@ impl PhotoService {
         let upload = GraphUpload {
             method: up.method.clone(),
             path: &graph_path,
-            body: photo.bytes.clone(),
+            body: &photo,
             client_request_id: up.request_id,
             traceparent: traceparent.as_deref(),
         };
@@ -167,8 +167,8 @@ impl PhotoService {
             Ok(request_id) => Ok(UploadReceipt {
                 target: graph_path,
                 method: up.method.to_string(),
-                bytes: photo.bytes.len(),
-                sha256: photo.sha256,
+                bytes: photo.len(),
+                sha256: photo.sha256.clone(),
                 content_type: sniff::JPEG,
                 graph_request_id: request_id,
                 client_request_id: up.request_id.to_owned(),
@@ -180,7 +180,7 @@ impl PhotoService {
             }),
             Err(GraphFailure::Failed(e)) => Err(e),
         };
-        audit(&up, &outcome, photo.bytes.len());
+        audit(&up, &outcome, photo.len());
         outcome
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::upload::Photo;
 use base64::Engine as _;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::header;
@@ -26,7 +26,7 @@ pub struct GraphUpload<'a> {
     /// Path below `/v1.0`, already encoded.
     pub path: &'a str,
     /// The JPEG bytes.
-    pub body: Bytes,
+    pub body: &'a Photo,
     /// The id Graph will log for this request.
     pub client_request_id: &'a str,
     /// W3C trace context to propagate, if the caller sent one.
@@ -154,7 +154,8 @@ impl GraphClient {
                 .header(header::CONTENT_TYPE, "image/jpeg")
                 .header("client-request-id", up.client_request_id)
                 .header("return-client-request-id", "true")
-                .body(up.body.clone());
+                .header(header::CONTENT_LENGTH, up.body.len())
+                .body(reqwest::Body::wrap(up.body.body()));
             if let Some(tp) = up.traceparent {
                 req = req.header("traceparent", tp);
             }

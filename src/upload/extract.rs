@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_multipart::{Multipart, MultipartError};
@@ -34,22 +35,91 @@ pub struct UploadLimits {
     pub read_timeout: Duration,
 }
 
-/// A received photo: the bytes (one contiguous buffer, shared without copying) and their digest.
+/// Chunks at least this large are kept as received (no copy); smaller ones are coalesced, so a
+/// body trickled in tiny chunks cannot turn into millions of chunk handles.
+const ZERO_COPY_CHUNK: usize = 8 * 1024;
+/// Size of the buffers small chunks are coalesced into.
+const COALESCE_BUFFER: usize = 64 * 1024;
+
+/// A received photo: the bytes as the chunks they arrived in (shared, never copied again), and
+/// their digest.
 #[derive(Clone)]
 pub struct Photo {
-    /// The image bytes.
-    pub bytes: Bytes,
+    chunks: Arc<[Bytes]>,
+    len: usize,
     /// SHA-256 of the bytes, lowercase hex.
     pub sha256: String,
+}
+
+impl Photo {
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty photo (never produced by `read_photo`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A request body over the chunks, with its exact length; cheap, one per attempt.
+    pub fn body(&self) -> PhotoBody {
+        PhotoBody {
+            chunks: self.chunks.clone(),
+            next: 0,
+            remaining: self.len as u64,
+        }
+    }
+
+    /// The bytes in one buffer (a copy: for tests and tools, not the request path).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len);
+        for c in self.chunks.iter() {
+            out.extend_from_slice(c);
+        }
+        out.freeze()
+    }
 }
 
 impl std::fmt::Debug for Photo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the bytes themselves.
         f.debug_struct("Photo")
-            .field("len", &self.bytes.len())
+            .field("len", &self.len)
             .field("sha256", &self.sha256)
             .finish()
+    }
+}
+
+/// The photo as an HTTP request body of exactly known length.
+pub struct PhotoBody {
+    chunks: Arc<[Bytes]>,
+    next: usize,
+    remaining: u64,
+}
+
+impl http_body::Body for PhotoBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let Some(chunk) = self.chunks.get(self.next).cloned() else {
+            return std::task::Poll::Ready(None);
+        };
+        self.next += 1;
+        self.remaining -= chunk.len() as u64;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -98,44 +168,73 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 
 /// Accumulates one body, bounded by the limit, hashing as it goes.
 struct Sink {
-    buf: BytesMut,
+    chunks: Vec<Bytes>,
+    small: BytesMut,
+    len: usize,
+    head: [u8; 16],
     hasher: Sha256,
     limit: usize,
 }
 
 impl Sink {
-    fn new(limit: usize, expected: Option<usize>) -> Sink {
-        // Sized once from the declared length so the buffer never reallocates.
-        let cap = expected.unwrap_or(64 * 1024).min(limit);
+    fn new(limit: usize) -> Sink {
         Sink {
-            buf: BytesMut::with_capacity(cap),
+            chunks: Vec::new(),
+            small: BytesMut::new(),
+            len: 0,
+            head: [0; 16],
             hasher: Sha256::new(),
             limit,
         }
     }
 
-    fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        if self.buf.len() + chunk.len() >= self.limit {
+    fn push(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        if self.len + chunk.len() >= self.limit {
             return Err(ApiError::PhotoTooLarge { limit: self.limit });
         }
-        self.hasher.update(chunk);
-        self.buf.extend_from_slice(chunk);
+        if self.len < self.head.len() {
+            let n = (self.head.len() - self.len).min(chunk.len());
+            self.head[self.len..self.len + n].copy_from_slice(&chunk[..n]);
+        }
+        self.hasher.update(&chunk);
+        self.len += chunk.len();
+        if chunk.len() >= ZERO_COPY_CHUNK {
+            self.flush_small();
+            self.chunks.push(chunk);
+        } else {
+            if self.small.capacity() == 0 {
+                self.small.reserve(COALESCE_BUFFER);
+            }
+            self.small.extend_from_slice(&chunk);
+            if self.small.len() >= COALESCE_BUFFER {
+                self.flush_small();
+            }
+        }
         Ok(())
     }
 
-    fn finish(self) -> Result<Photo, ApiError> {
-        if self.buf.is_empty() {
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push(self.small.split().freeze());
+        }
+    }
+
+    fn finish(mut self) -> Result<Photo, ApiError> {
+        if self.len == 0 {
             return Err(ApiError::InvalidBody("the photo is empty".into()));
         }
-        if !sniff::is_jpeg(&self.buf) {
-            let seen = sniff::detect(&self.buf).unwrap_or("unrecognised data");
+        let head = &self.head[..self.len.min(self.head.len())];
+        if !sniff::is_jpeg(head) {
+            let seen = sniff::detect(head).unwrap_or("unrecognised data");
             return Err(ApiError::UnsupportedMediaType(format!(
                 "the photo must be a JPEG image (image/jpeg); the bytes are {seen}"
             )));
         }
+        self.flush_small();
         Ok(Photo {
             sha256: hex::encode(self.hasher.finalize()),
-            bytes: self.buf.freeze(),
+            len: self.len,
+            chunks: self.chunks.into(),
         })
     }
 }
@@ -194,10 +293,8 @@ pub async fn read_photo(
     }
     let read = async {
         match kind {
-            BodyKind::Raw => read_raw(&mut payload, declared, limits.max_bytes).await,
-            BodyKind::Multipart => {
-                read_multipart(headers, &mut payload, declared, limits.max_bytes).await
-            }
+            BodyKind::Raw => read_raw(&mut payload, limits.max_bytes).await,
+            BodyKind::Multipart => read_multipart(headers, &mut payload, limits.max_bytes).await,
         }
     };
     let result = match tokio::time::timeout(limits.read_timeout, read).await {
@@ -210,14 +307,10 @@ pub async fn read_photo(
     result
 }
 
-async fn read_raw(
-    payload: &mut SharedPayload,
-    declared: Option<usize>,
-    limit: usize,
-) -> Result<Photo, ApiError> {
-    let mut sink = Sink::new(limit, declared);
+async fn read_raw(payload: &mut SharedPayload, limit: usize) -> Result<Photo, ApiError> {
+    let mut sink = Sink::new(limit);
     while let Some(chunk) = payload.next().await {
-        sink.push(&chunk.map_err(payload_error)?)?;
+        sink.push(chunk.map_err(payload_error)?)?;
     }
     sink.finish()
 }
@@ -225,7 +318,6 @@ async fn read_raw(
 async fn read_multipart(
     headers: &HeaderMap,
     payload: &mut SharedPayload,
-    declared: Option<usize>,
     limit: usize,
 ) -> Result<Photo, ApiError> {
     let mut form = Multipart::new(headers, payload.clone());
@@ -250,9 +342,9 @@ async fn read_multipart(
                 "the form has more than one `photo` part: send exactly one".into(),
             ));
         }
-        let mut sink = Sink::new(limit, declared);
+        let mut sink = Sink::new(limit);
         while let Some(chunk) = field.next().await {
-            sink.push(&chunk.map_err(multipart_error)?)?;
+            sink.push(chunk.map_err(multipart_error)?)?;
         }
         photo = Some(sink.finish()?);
     }

@@ -3,4 +3,4 @@
 pub mod extract;
 pub mod sniff;
 
-pub use extract::{Photo, UploadLimits, read_photo};
+pub use extract::{Photo, PhotoBody, UploadLimits, read_photo};
