@@ -67,6 +67,9 @@ struct Args {
     /// Measured requests per (a)/(b) phase with latency injected, for each size.
     #[arg(long)]
     latency_requests: Option<usize>,
+    /// Measured requests per (a)/(b) phase with latency injected at concurrency 1 (no contention).
+    #[arg(long)]
+    latency_c1_requests: Option<usize>,
     /// Latency the Graph emulator adds to every request in the overhead phase, ms.
     #[arg(long, default_value_t = 100)]
     latency_ms: u64,
@@ -89,6 +92,9 @@ struct Args {
     /// without latency; writes DIR/perf-<size>.data (read with `perf report -i`).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
+    /// Print the table of an earlier results file and exit (nothing is run).
+    #[arg(long, value_name = "RESULTS_JSON")]
+    print: Option<PathBuf>,
     /// Do not run the criterion JWT benchmark (`cargo bench -p photo-gateway-bench --bench jwt`).
     #[arg(long)]
     skip_criterion: bool,
@@ -103,6 +109,7 @@ struct Params {
     sizes: Vec<(&'static str, usize)>,
     requests: Vec<usize>,
     latency_requests: usize,
+    latency_c1_requests: usize,
     latency_ms: u64,
     token_requests: usize,
     token_users: usize,
@@ -145,6 +152,7 @@ impl Params {
             sizes,
             requests,
             latency_requests: a.latency_requests.unwrap_or(if smoke { 8 } else { 480 }),
+            latency_c1_requests: a.latency_c1_requests.unwrap_or(if smoke { 2 } else { 40 }),
             latency_ms: a.latency_ms,
             token_requests: a.token_requests.unwrap_or(if smoke { 16 } else { 2000 }),
             token_users: a.token_users.unwrap_or(if smoke { 4 } else { 100 }),
@@ -178,6 +186,7 @@ impl Params {
             "sizes_bytes": self.sizes.iter().map(|(n, s)| json!({"name": n, "bytes": s})).collect::<Vec<_>>(),
             "requests_per_phase_no_latency": self.requests,
             "requests_per_phase_with_latency": self.latency_requests,
+            "requests_per_phase_with_latency_concurrency_1": self.latency_c1_requests,
             "graph_latency_ms": self.latency_ms,
             "token_phase": {"requests": self.token_requests, "users": self.token_users, "concurrency": self.concurrency, "photo_bytes": SIZE_50K},
             "memory_phase": {"concurrency": self.memory_concurrency, "rounds": self.memory_rounds, "photo_bytes": self.memory_size, "rss_sample_interval_ms": 10},
@@ -209,6 +218,21 @@ struct Sandbox {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.print {
+        return match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(r) => {
+                println!("{}", report::table(&r));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("photo-gateway-bench: {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let params = match Params::from_args(&args) {
         Ok(p) => p,
         Err(e) => {
@@ -245,7 +269,22 @@ fn step(msg: &str) {
 async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     let started = Instant::now();
     let mut problems: Vec<String> = Vec::new();
-    let machine = machine::describe();
+    let mut machine = machine::describe();
+    // Background load: the benchmark shares the machine with whatever else runs on it.
+    let busy0 = procs::machine_busy();
+    std::thread::sleep(Duration::from_secs(1));
+    let background = match (busy0, procs::machine_busy()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
+        _ => None,
+    };
+    machine["background_busy_cores_before_run"] = json!(background);
+    if let Some(b) = background.filter(|b| *b > 0.2) {
+        step(&format!(
+            "WARNING: the machine was already {b:.2} cores busy before the benchmark started: \
+             latency and throughput figures will be pessimistic (compare `machine_busy_cores` \
+             with the processes' own CPU in the results)"
+        ));
+    }
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -442,6 +481,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             gw_pid,
             emulator_pid,
             perf_out.as_deref(),
+            p.concurrency,
         )
         .await;
         check(&mut problems, &format!("cost {name} (a)"), &pair.a);
@@ -464,6 +504,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         return Err(format!("adding the latency fault: {}", fault.status()));
     }
     let mut overhead = Vec::new();
+    let mut overhead_c1 = Vec::new();
     for (i, (name, size)) in p.sizes.iter().enumerate() {
         step(&format!(
             "overhead, {name}: {} requests each",
@@ -481,11 +522,36 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             gw_pid,
             emulator_pid,
             None,
+            p.concurrency,
         )
         .await;
         check(&mut problems, &format!("overhead {name} (a)"), &pair.a);
         check(&mut problems, &format!("overhead {name} (b)"), &pair.b);
         overhead.push((*name, *size, pair));
+        // The same without contention: one request at a time, so the added latency is the
+        // gateway's own path, not CPU queueing on a small machine.
+        step(&format!(
+            "overhead, {name}, concurrency 1: {} requests each",
+            p.latency_c1_requests
+        ));
+        let pair = measure_pair(
+            &client,
+            p,
+            &graph_url,
+            &gw_url,
+            &graph_tokens,
+            &caller_tokens,
+            &photos[i],
+            p.latency_c1_requests,
+            gw_pid,
+            emulator_pid,
+            None,
+            1,
+        )
+        .await;
+        check(&mut problems, &format!("overhead c1 {name} (a)"), &pair.a);
+        check(&mut problems, &format!("overhead c1 {name} (b)"), &pair.b);
+        overhead_c1.push((*name, *size, pair));
     }
     let cleared = client
         .delete(format!("{}/_emulator/faults", sandbox.graph_url))
@@ -543,11 +609,15 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     }
     let cost_json: Vec<Value> = cost
         .iter()
-        .map(|(n, s, pair)| pair.to_json(n, *s, None))
+        .map(|(n, s, pair)| pair.to_json(n, *s, "cost"))
         .collect();
     let overhead_json: Vec<Value> = overhead
         .iter()
-        .map(|(n, s, pair)| pair.to_json(n, *s, Some(())))
+        .map(|(n, s, pair)| pair.to_json(n, *s, "overhead"))
+        .collect();
+    let overhead_c1_json: Vec<Value> = overhead_c1
+        .iter()
+        .map(|(n, s, pair)| pair.to_json(n, *s, "overhead_concurrency_1"))
         .collect();
     for v in cost_json.iter().chain(overhead_json.iter()) {
         for k in [
@@ -594,6 +664,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "parameters": p.to_json(),
         "cost": cost_json,
         "overhead": overhead_json,
+        "overhead_concurrency_1": overhead_c1_json,
         "cpu_marginal_ms_per_mib": marginal_ms_per_mib,
         "token_exchanges": {
             "requests": p.token_requests,
@@ -723,6 +794,8 @@ async fn entra_counters(client: &reqwest::Client, entra: &str) -> Option<(u64, u
 
 /// One comparison: (a) Graph direct, (b) through the gateway, same photo, same concurrency.
 struct Pair {
+    machine_a: Option<Duration>,
+    machine_b: Option<Duration>,
     a: LoadStats,
     b: LoadStats,
     gw_cpu_a: Option<Duration>,
@@ -746,8 +819,8 @@ async fn measure_pair(
     gw_pid: u32,
     emu_pid: u32,
     perf: Option<&Path>,
+    c: usize,
 ) -> Pair {
-    let c = p.concurrency;
     let _ = run_load(
         client,
         graph_url,
@@ -784,6 +857,8 @@ async fn measure_pair(
     }
     let d = |x: Option<Duration>, y: Option<Duration>| Some(y?.saturating_sub(x?));
     Pair {
+        machine_a: d(cpu0.machine, cpu1.machine),
+        machine_b: d(cpu2.machine, cpu3.machine),
         gw_cpu_a: d(cpu0.gateway, cpu1.gateway),
         gw_cpu_b: d(cpu2.gateway, cpu3.gateway),
         emu_cpu_a: d(cpu0.emulators, cpu1.emulators),
@@ -796,7 +871,8 @@ async fn measure_pair(
 }
 
 impl Pair {
-    fn to_json(&self, name: &str, size: usize, with_latency: Option<()>) -> Value {
+    fn to_json(&self, name: &str, size: usize, phase: &str) -> Value {
+        let with_latency = phase != "cost";
         let ratio = match (self.a.rps(), self.b.rps()) {
             (Some(a), Some(b)) if a > 0.0 => Some(b / a),
             _ => None,
@@ -808,7 +884,7 @@ impl Pair {
         };
         let gw_us = per_req(self.gw_cpu_b, &self.b);
         let mut v = json!({
-            "phase": if with_latency.is_some() { "overhead" } else { "cost" },
+            "phase": phase,
             "size": name,
             "photo_bytes": size,
             "a_graph_direct": self.a.to_json(size),
@@ -819,9 +895,13 @@ impl Pair {
             "gateway_cpu_total_s": self.gw_cpu_b.map(|d| d.as_secs_f64()),
             "gateway_cpu_during_a_s": self.gw_cpu_a.map(|d| d.as_secs_f64()),
             "emulators_cpu_us_per_request": {"a": per_req(self.emu_cpu_a, &self.a), "b": per_req(self.emu_cpu_b, &self.b)},
+            "machine_busy_cores": {
+                "a": self.machine_a.map(|m| m.as_secs_f64() / self.a.elapsed.as_secs_f64().max(1e-9)),
+                "b": self.machine_b.map(|m| m.as_secs_f64() / self.b.elapsed.as_secs_f64().max(1e-9)),
+            },
             "load_generator_cpu_us_per_request": {"a": per_req(self.own_cpu_a, &self.a), "b": per_req(self.own_cpu_b, &self.b)},
         });
-        if with_latency.is_some() {
+        if with_latency {
             let add = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
             v["latency_added_ms"] = json!({
                 "p50": add(self.a.p50_ms(), self.b.p50_ms()),

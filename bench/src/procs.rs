@@ -346,6 +346,8 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
 }
 
 pub struct CpuNow {
+    /// Busy time of the whole machine (all CPUs: user, nice, system, irq, softirq, steal).
+    pub machine: Option<Duration>,
     pub gateway: Option<Duration>,
     pub emulators: Option<Duration>,
     pub own: Option<Duration>,
@@ -353,6 +355,7 @@ pub struct CpuNow {
 
 pub fn cpu_all(gateway: u32, emulators: u32) -> CpuNow {
     CpuNow {
+        machine: machine_busy(),
         gateway: cpu_time(&gateway.to_string()),
         emulators: cpu_time(&emulators.to_string()),
         own: cpu_time("self"),
@@ -461,4 +464,19 @@ impl PerfRecord {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Busy CPU time of the whole machine since boot, from the first line of /proc/stat.
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+    Some(Duration::from_secs_f64(busy as f64 / clock_ticks()? as f64))
 }

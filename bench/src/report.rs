@@ -156,23 +156,27 @@ pub fn table(r: &Value) -> String {
     );
     for (title, key) in [
         ("1. cost: emulators with no added latency", "cost"),
-        ("2. overhead: Graph emulator + latency", "overhead"),
+        ("2. overhead", "overhead"),
+        ("2'. overhead at concurrency 1", "overhead_concurrency_1"),
     ] {
-        let title = if key == "overhead" {
-            format!(
-                "2. overhead: Graph emulator + {} ms latency",
+        let title = match key {
+            "overhead" => format!(
+                "2. overhead: Graph emulator + {} ms latency, concurrency {}",
+                p["graph_latency_ms"], p["concurrency"]
+            ),
+            "overhead_concurrency_1" => format!(
+                "2'. overhead: Graph emulator + {} ms latency, concurrency 1 (no contention; information only)",
                 p["graph_latency_ms"]
-            )
-        } else {
-            title.to_string()
+            ),
+            _ => title.to_string(),
         };
         let _ = writeln!(
             s,
-            "\n{title}  ((a) Graph direct, (b) through the gateway; latencies in ms)"
+            "\n{title}  ((a) Graph direct, (b) through the gateway; latencies in ms; cpu a/b: busy cores of the whole machine)"
         );
         let _ = writeln!(
             s,
-            "{:<6} {:>6} | {:>8} {:>7} {:>7} | {:>8} {:>7} {:>7} | {:>5} | {:>9} {:>9} | {:>7} {:>7}",
+            "{:<6} {:>6} | {:>8} {:>7} {:>7} | {:>8} {:>7} {:>7} | {:>5} | {:>9} {:>9} | {:>7} {:>7} | {:>5} {:>5}",
             "size",
             "n",
             "a req/s",
@@ -185,14 +189,16 @@ pub fn table(r: &Value) -> String {
             "gw µs/req",
             "gw ms/MiB",
             "+p50",
-            "+p99"
+            "+p99",
+            "cpu a",
+            "cpu b"
         );
         for row in r[key].as_array().into_iter().flatten() {
             let a = &row["a_graph_direct"];
             let b = &row["b_through_gateway"];
             let _ = writeln!(
                 s,
-                "{:<6} {:>6} | {:>8} {:>7} {:>7} | {:>8} {:>7} {:>7} | {:>5} | {:>9} {:>9} | {:>7} {:>7}",
+                "{:<6} {:>6} | {:>8} {:>7} {:>7} | {:>8} {:>7} {:>7} | {:>5} | {:>9} {:>9} | {:>7} {:>7} | {:>5} {:>5}",
                 row["size"].as_str().unwrap_or("?"),
                 b["requests_ok"],
                 f(&a["throughput_rps"], 1),
@@ -206,6 +212,8 @@ pub fn table(r: &Value) -> String {
                 f(&row["gateway_cpu_ms_per_mib"], 2),
                 f(&row["latency_added_ms"]["p50"], 2),
                 f(&row["latency_added_ms"]["p99"], 2),
+                f(&row["machine_busy_cores"]["a"], 2),
+                f(&row["machine_busy_cores"]["b"], 2),
             );
         }
     }
