@@ -120,24 +120,24 @@ impl Application {
             Credential::new(config.credential.clone()),
             config.token_expiry_margin,
         );
-        let photos = Arc::new(PhotoService::new(
-            TokenValidator::new(&config, keys.clone()),
-            TokenCache::new(obo, config.token_cache_max_bytes),
-            GraphClient::new(
+        let photos = Arc::new(PhotoService {
+            validator: TokenValidator::new(&config, keys.clone()),
+            tokens: TokenCache::new(obo, config.token_cache_max_bytes),
+            graph: GraphClient::new(
                 graph_http,
                 config.graph_base_url.as_str(),
                 config.graph_timeout,
                 config.graph_deadline,
                 config.graph_max_retries,
             ),
-            config.scopes.clone(),
-            UploadLimits {
+            scopes: config.scopes.clone(),
+            upload: UploadLimits {
                 max_bytes: config.max_photo_bytes,
                 read_timeout: config.body_read_timeout,
             },
-            config.caller_policy.clone(),
-            limits::Limits::new(config.limits),
-        ));
+            policy: config.caller_policy.clone(),
+            limits: limits::Limits::new(config.limits),
+        });
         let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             photos,

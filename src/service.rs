@@ -64,42 +64,21 @@ pub struct PhotoUpdate<'a> {
     pub request_id: &'a str,
 }
 
-/// The upload service shared by all workers.
+/// The upload service shared by all workers, assembled by `Application::build`.
 pub struct PhotoService {
-    validator: TokenValidator,
-    tokens: TokenCache,
-    graph: GraphClient,
-    scopes: TargetScopes,
-    upload: UploadLimits,
-    policy: CallerPolicy,
-    limits: Limits,
+    pub(crate) validator: TokenValidator,
+    pub(crate) tokens: TokenCache,
+    pub(crate) graph: GraphClient,
+    pub(crate) scopes: TargetScopes,
+    pub(crate) upload: UploadLimits,
+    pub(crate) policy: CallerPolicy,
+    pub(crate) limits: Limits,
 }
 
 /// Bytes of multipart envelope reserved on top of the photo limit for a body of unknown length.
 const ENVELOPE_RESERVE: usize = 64 * 1024;
 
 impl PhotoService {
-    /// Assembles the service.
-    pub fn new(
-        validator: TokenValidator,
-        tokens: TokenCache,
-        graph: GraphClient,
-        scopes: TargetScopes,
-        upload: UploadLimits,
-        policy: CallerPolicy,
-        limits: Limits,
-    ) -> PhotoService {
-        PhotoService {
-            validator,
-            tokens,
-            graph,
-            scopes,
-            upload,
-            policy,
-            limits,
-        }
-    }
-
     /// Validates the request's bearer token.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
         self.validator.validate(bearer_token(req)?).await
