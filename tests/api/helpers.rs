@@ -275,3 +275,81 @@ pub async fn raw_http(address: &str, head: &str, body: &[u8]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// The real `photo-gateway serve` binary, as its own process, against `emus`.
+pub struct GatewayProcess {
+    /// The child process.
+    pub child: tokio::process::Child,
+    /// Its API port.
+    pub port: u16,
+}
+
+impl GatewayProcess {
+    /// Starts the binary with the emulators' configuration plus `env`, and waits until ready.
+    pub async fn spawn(emus: &Emulators, env: &[(&str, &str)]) -> GatewayProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
+            .arg("serve")
+            .env_clear()
+            .envs(emus.gateway_env())
+            .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let g = GatewayProcess { child, port };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while client
+            .get(format!("{}/readyz", g.base()))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        g
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.pid().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits")
+            .unwrap()
+            .code()
+    }
+}

@@ -1,12 +1,11 @@
 //! Overload sheds instead of falling over: in-flight budgets, per-caller and per-mailbox limits,
 //! and the per-app authorization policy.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};
+use crate::helpers::{DEMO, GatewayProcess, TestApp, jpeg, spawn_app_with};
 
 const ME: &str = "/v1.0/me/photo/$value";
 
@@ -32,46 +31,22 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
     // Graph holds each admitted upload for a while, so all of them are in flight together.
     emus.graph
         .add_fault(FaultRule::latency(Duration::from_millis(1500)).method("PUT"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
-        .env_clear()
-        .envs(emus.gateway_env())
-        .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
-        .env("PHOTO_GATEWAY_LOG_LEVEL", "warn")
-        .env(
-            "PHOTO_GATEWAY_MAX_INFLIGHT_UPLOADS",
-            BUDGET_UPLOADS.to_string(),
-        )
-        .env(
-            "PHOTO_GATEWAY_MAX_INFLIGHT_BYTES",
-            (BUDGET_UPLOADS * (PHOTO + 65_536)).to_string(),
-        )
-        .env("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "0")
-        .env("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "0")
-        .env("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "0")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let uploads = BUDGET_UPLOADS.to_string();
+    let bytes = (BUDGET_UPLOADS * (PHOTO + 65_536)).to_string();
+    let mut gw = GatewayProcess::spawn(
+        &emus,
+        &[
+            ("PHOTO_GATEWAY_LOG_LEVEL", "warn"),
+            ("PHOTO_GATEWAY_MAX_INFLIGHT_UPLOADS", &uploads),
+            ("PHOTO_GATEWAY_MAX_INFLIGHT_BYTES", &bytes),
+            ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "0"),
+            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "0"),
+            ("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "0"),
+        ],
+    )
+    .await;
+    let (pid, base) = (gw.pid(), gw.base());
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let idle_kib = vm_kib(pid, "VmRSS:");
 
     let photo = jpeg(PHOTO, 3);
@@ -131,11 +106,8 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
         "peak RSS grew {growth} KiB for a {budget_kib} KiB budget"
     );
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    gw.terminate();
+    assert_eq!(gw.exit_code().await, Some(0));
 }
 
 #[tokio::test]

@@ -2,51 +2,25 @@
 //! connections are still served during the drain, an upload in flight completes, and the process
 //! exits 0.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use photo_gateway::emulator::{EmulatorOptions, Emulators};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{DEMO, jpeg};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{DEMO, GatewayProcess, jpeg};
 
 #[tokio::test]
 async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
     let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
-        .arg("serve")
-        .env_clear()
-        .envs(emus.gateway_env())
-        .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
-        .env("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "2")
-        .env("PHOTO_GATEWAY_SHUTDOWN_TIMEOUT_SECS", "10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "gateway never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut gw = GatewayProcess::spawn(
+        &emus,
+        &[
+            ("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "2"),
+            ("PHOTO_GATEWAY_SHUTDOWN_TIMEOUT_SECS", "10"),
+        ],
+    )
+    .await;
+    let (port, base) = (gw.port, gw.base());
 
     // An upload in flight: the head and half the body now, the rest after the drain is over.
     let photo = jpeg(200_000, 5);
@@ -62,14 +36,7 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
     conn.write_all(&photo[..100_000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    gw.terminate();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // During the drain: a new connection is served, and readiness is false.
@@ -105,11 +72,7 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
         "in-flight upload answer: {answer}"
     );
 
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(gw.exit_code().await, Some(0));
     assert_eq!(
         emus.graph.requests().len(),
         1,

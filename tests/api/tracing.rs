@@ -1,14 +1,12 @@
 //! Trace context across services: the caller's `traceparent` is joined, spans are exported over
 //! OTLP when the standard variables say so, and Entra and Graph receive the trace.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{DEMO, jpeg};
+use crate::helpers::{DEMO, GatewayProcess, jpeg};
 
 /// A minimal OTLP/HTTP collector: records each request body and answers 200.
 async fn fake_collector() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -62,39 +60,18 @@ async fn fake_collector() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
 async fn spans_join_the_callers_trace_and_are_exported_over_otlp() {
     let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
     let (collector, bodies) = fake_collector().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
-        .env_clear()
-        .envs(emus.gateway_env())
-        .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
-        .env("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "0")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{collector}"),
-        )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{collector}");
+    let mut gw = GatewayProcess::spawn(
+        &emus,
+        &[
+            ("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "0"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let base = gw.base();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
@@ -124,15 +101,8 @@ async fn spans_join_the_callers_trace_and_are_exported_over_otlp() {
     );
 
     // Stop the gateway: pending spans are flushed on the way out.
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    gw.terminate();
+    assert_eq!(gw.exit_code().await, Some(0));
     let wanted = hex::decode(trace_id).unwrap();
     let exported = bodies
         .lock()
