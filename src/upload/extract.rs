@@ -251,6 +251,10 @@ fn payload_error(e: PayloadError) -> ApiError {
 
 fn multipart_error(e: MultipartError) -> ApiError {
     match e {
+        // actix-multipart reports a part header or preamble over its 64 KiB buffer this way.
+        MultipartError::Payload(PayloadError::Overflow) => ApiError::InvalidBody(
+            "a multipart part header (or the preamble before the first part) exceeds 64 KiB".into(),
+        ),
         MultipartError::Payload(p) => payload_error(p),
         MultipartError::BoundaryMissing | MultipartError::ContentTypeParse => {
             ApiError::InvalidBody(

@@ -77,20 +77,19 @@ fuzz_target!(|data: &[u8]| {
                 read_timeout: Duration::from_secs(5),
             };
             if let Ok(photo) = read_photo(http_req.headers(), payload, limits).await {
-                assert!(sniff::is_jpeg(&photo.bytes), "accepted bytes are a JPEG");
-                assert!(
-                    photo.bytes.len() < LIMIT,
-                    "accepted bytes are under the limit"
-                );
-                assert!(!photo.bytes.is_empty());
+                let bytes = photo.to_bytes();
+                assert_eq!(bytes.len(), photo.len());
+                assert!(sniff::is_jpeg(&bytes), "accepted bytes are a JPEG");
+                assert!(bytes.len() < LIMIT, "accepted bytes are under the limit");
+                assert!(!bytes.is_empty() && !photo.is_empty());
                 assert_eq!(
                     photo.sha256,
-                    sha256_hex(&photo.bytes),
+                    sha256_hex(&bytes),
                     "the digest is of the bytes"
                 );
                 // A raw body is the photo itself.
                 if !content_type.starts_with("multipart") {
-                    assert_eq!(&photo.bytes[..], body, "a raw body is forwarded unchanged");
+                    assert_eq!(&bytes[..], body, "a raw body is forwarded unchanged");
                 }
             }
         })
