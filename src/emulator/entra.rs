@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -17,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::directory::{DEMO_CLIENT_ID, Directory};
 use super::keys::{KeyStore, RsaKey};
-use super::server::{ServerHandle, Service, bad_request, garbage_body, parse_control};
+use super::server::{ServerHandle, Service, bad_request, parse_control};
 use super::util::{
     Body, b64url, collect_limited, empty, entra_timestamp, guid, json, lock, now_secs, read,
     stable_guid, write,
@@ -1471,15 +1470,7 @@ impl Service for EntraState {
         garbage: bool,
     ) -> Response<Body> {
         let correlation = correlation_id(parts);
-        let mut resp = if garbage {
-            let mut r = Response::new(Full::new(garbage_body()));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        } else if let Some(text) = body {
-            let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut resp = if let Some(r) = super::server::verbatim_fault_body(body, garbage) {
             r
         } else {
             let err = if status == StatusCode::UNAUTHORIZED {

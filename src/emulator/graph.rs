@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::directory::Directory;
 use super::entra::{GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE, check_lifetime};
 use super::keys::KeyStore;
-use super::server::{ServerHandle, Service, garbage_body};
+use super::server::{ServerHandle, Service};
 use super::util::{Body, drain, empty, graph_date, guid, json, lock, now_secs, read, write};
 
 /// Graph's request size cap for photo uploads: a body of this many bytes or more gets 413.
@@ -998,15 +998,7 @@ impl Service for GraphState {
     ) -> Response<Body> {
         let request_id = guid();
         let client_request_id = client_request_id(parts);
-        let mut resp = if garbage {
-            let mut r = Response::new(Full::new(garbage_body()));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        } else if let Some(text) = body {
-            let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut resp = if let Some(r) = super::server::verbatim_fault_body(body, garbage) {
             r
         } else {
             let (code, message) = match status.as_u16() {

@@ -569,6 +569,21 @@ pub(crate) fn garbage_body() -> Bytes {
     Bytes::from_static(b"\x00\xff<html>upstream garbage \xfe\x01{\"not\": json")
 }
 
+/// The answer a status fault sends verbatim (garbage, or the given text as JSON), if it asks for one.
+pub(crate) fn verbatim_fault_body(body: Option<&str>, garbage: bool) -> Option<Response<Body>> {
+    let bytes = if garbage {
+        garbage_body()
+    } else {
+        Bytes::from(body?.to_string())
+    };
+    let mut r = Response::new(http_body_util::Full::new(bytes));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
