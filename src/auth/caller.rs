@@ -49,6 +49,19 @@ pub struct Caller {
     pub assertion: Assertion,
 }
 
+/// A cookie named like an OAuth token, or whose value is a JWT. Other cookies (a session id, a
+/// CSRF token) are none of the gateway's business and pass.
+fn cookie_carries_token(cookie: &str) -> bool {
+    let (name, value) = cookie.split_once('=').unwrap_or((cookie, ""));
+    let name = name.trim().to_ascii_lowercase();
+    let value = value.trim().trim_matches('"');
+    let jwt_like = value.starts_with("eyJ") && value.bytes().filter(|b| *b == b'.').count() >= 2;
+    matches!(
+        name.as_str(),
+        "access_token" | "id_token" | "token" | "bearer" | "authorization"
+    ) || jwt_like
+}
+
 /// Takes the bearer token from the request, refusing every other place a token could hide.
 pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let query = req.query_string();
@@ -62,11 +75,8 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         ));
     }
     for cookie in req.headers().get_all(header::COOKIE) {
-        let text = String::from_utf8_lossy(cookie.as_bytes()).to_ascii_lowercase();
-        if text
-            .split(';')
-            .any(|c| c.split('=').next().unwrap_or("").trim().contains("token"))
-        {
+        let text = String::from_utf8_lossy(cookie.as_bytes());
+        if text.split(';').any(|c| cookie_carries_token(c.trim())) {
             return Err(ApiError::InvalidRequest(
                 "tokens in cookies are not accepted: send `Authorization: Bearer <token>`".into(),
             ));
@@ -105,4 +115,19 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         ));
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_carries_token;
+
+    #[test]
+    fn only_token_cookies_are_refused() {
+        assert!(cookie_carries_token("access_token=abc"));
+        assert!(cookie_carries_token("ID_TOKEN=abc"));
+        assert!(cookie_carries_token("session=eyJhbGciOi.eyJzdWIi.sig"));
+        assert!(!cookie_carries_token("XSRF-TOKEN=5f1c9e"));
+        assert!(!cookie_carries_token("csrftoken=abc"));
+        assert!(!cookie_carries_token("session=1"));
+    }
 }

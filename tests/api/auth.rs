@@ -318,3 +318,19 @@ async fn v1_tokens_with_the_app_id_uri_audience_are_accepted() {
     let resp = app.put_raw(ME, &v1, jpeg(300, 2)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn unrelated_cookies_do_not_block_a_valid_request() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .put(format!("{}{ME}", app.address))
+        .bearer_auth(app.token(DEMO))
+        .header("cookie", "XSRF-TOKEN=5f1c9e; session=1")
+        .header("content-type", "image/jpeg")
+        .body(jpeg(100, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
