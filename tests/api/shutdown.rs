@@ -79,3 +79,30 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
         "the in-flight photo reached Graph"
     );
 }
+
+/// SIGINT is the same graceful stop (actix's own handling would make it a fast one).
+#[tokio::test]
+async fn sigint_is_the_same_graceful_stop() {
+    let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
+    let mut gw = GatewayProcess::spawn(&emus, &[("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "1")]).await;
+    let pid = gw.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let ready = fresh
+        .get(format!("{}/readyz", gw.base()))
+        .send()
+        .await
+        .expect("served during the drain");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(gw.exit_code().await, Some(0));
+}
