@@ -420,6 +420,20 @@ pub(crate) struct EntraSettings {
 }
 
 impl EntraState {
+    /// AADSTS65001 as Entra answers it: consent for the gateway app is missing.
+    fn consent_required(&self) -> EntraError {
+        let mut e = EntraError::new(
+            "invalid_grant",
+            65001,
+            format!(
+                "The user or administrator has not consented to use the application with ID '{}' named 'photo-gateway'. Send an interactive authorization request for this user and resource.",
+                self.minter.client_id
+            ),
+        );
+        e.suberror = Some("consent_required");
+        e
+    }
+
     pub(crate) fn new(s: EntraSettings) -> std::io::Result<EntraState> {
         Ok(EntraState {
             federation_issuer: format!("{}/_federation/", s.entra_url),
@@ -745,16 +759,7 @@ impl EntraState {
         };
         match injected {
             Some(TokenErrorKind::ConsentRequired) => {
-                let mut e = EntraError::new(
-                    "invalid_grant",
-                    65001,
-                    format!(
-                        "The user or administrator has not consented to use the application with ID '{}' named 'photo-gateway'. Send an interactive authorization request for this user and resource.",
-                        self.minter.client_id
-                    ),
-                );
-                e.suberror = Some("consent_required");
-                return Err(e);
+                return Err(self.consent_required());
             }
             Some(TokenErrorKind::MfaRequired) => {
                 let mut e = EntraError::new(
@@ -1094,16 +1099,7 @@ impl EntraState {
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case(name))
             {
-                let mut e = EntraError::new(
-                    "invalid_grant",
-                    65001,
-                    format!(
-                        "The user or administrator has not consented to use the application with ID '{}' named 'photo-gateway'. Send an interactive authorization request for this user and resource.",
-                        self.minter.client_id
-                    ),
-                );
-                e.suberror = Some("consent_required");
-                return Err(e);
+                return Err(self.consent_required());
             } else {
                 return Err(invalid(s));
             }

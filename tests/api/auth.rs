@@ -177,15 +177,7 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
         "{body}"
     );
 
-    assert!(
-        app.emus.graph.requests().is_empty(),
-        "nothing reached Graph"
-    );
-    assert_eq!(
-        app.emus.entra.counters().token_requests,
-        0,
-        "no token exchange for a refused token"
-    );
+    app.assert_nothing_upstream("nothing reached Graph; no token exchange for a refused token");
 }
 
 #[tokio::test]

@@ -102,30 +102,13 @@ async fn graph_401_once_then_success_costs_exactly_one_extra_exchange() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
     assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
-    assert_eq!(
-        app.emus
-            .entra
-            .counters()
-            .by_grant_type
-            .get("on_behalf_of")
-            .copied(),
-        Some(1)
-    );
+    assert_eq!(app.obo_exchanges(), 1);
     app.emus
         .graph
         .add_fault(FaultRule::status(401).path_prefix("/v1.0/me").times(1));
     let resp = app.put_raw(ME, &token, jpeg(100, 2)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    assert_eq!(
-        app.emus
-            .entra
-            .counters()
-            .by_grant_type
-            .get("on_behalf_of")
-            .copied(),
-        Some(2),
-        "exactly one extra exchange"
-    );
+    assert_eq!(app.obo_exchanges(), 2, "exactly one extra exchange");
 }
 
 #[tokio::test]

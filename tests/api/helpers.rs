@@ -151,6 +151,30 @@ impl TestApp {
         panic!("gateway never became ready");
     }
 
+    /// On-Behalf-Of exchanges the Entra emulator has answered (0 when none).
+    pub fn obo_exchanges(&self) -> u64 {
+        self.emus
+            .entra
+            .counters()
+            .by_grant_type
+            .get("on_behalf_of")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Asserts that nothing reached Graph and no token was requested from Entra.
+    pub fn assert_nothing_upstream(&self, what: &str) {
+        assert!(
+            self.emus.graph.requests().is_empty(),
+            "{what}: nothing may reach Graph"
+        );
+        assert_eq!(
+            self.emus.entra.counters().token_requests,
+            0,
+            "{what}: no token exchange"
+        );
+    }
+
     /// A valid caller token for `upn`.
     pub fn token(&self, upn: &str) -> String {
         self.emus.caller_token(&CallerTokenSpec::for_user(upn))

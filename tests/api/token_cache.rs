@@ -93,15 +93,7 @@ async fn an_entry_expires_by_its_own_lifetime() {
             .status(),
         200
     );
-    assert_eq!(
-        app.emus
-            .entra
-            .counters()
-            .by_grant_type
-            .get("on_behalf_of")
-            .copied(),
-        Some(1)
-    );
+    assert_eq!(app.obo_exchanges(), 1);
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_eq!(
         app.put_raw("/v1.0/me/photo/$value", &token, jpeg(100, 1))
@@ -109,13 +101,5 @@ async fn an_entry_expires_by_its_own_lifetime() {
             .status(),
         200
     );
-    assert_eq!(
-        app.emus
-            .entra
-            .counters()
-            .by_grant_type
-            .get("on_behalf_of")
-            .copied(),
-        Some(2)
-    );
+    assert_eq!(app.obo_exchanges(), 2);
 }

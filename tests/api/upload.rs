@@ -221,15 +221,7 @@ async fn path_injection_attempts_get_400_and_nothing_goes_upstream() {
         "PUT /v1.0/groups//photo/$value HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg"
     );
     assert_eq!(raw_http(&app.address, &head, &photo).await.0, 400);
-    assert!(
-        app.emus.graph.requests().is_empty(),
-        "nothing sent upstream"
-    );
-    assert_eq!(
-        app.emus.entra.counters().token_requests,
-        0,
-        "not even a token exchange"
-    );
+    app.assert_nothing_upstream("nothing sent upstream; not even a token exchange");
 }
 
 #[tokio::test]
