@@ -89,7 +89,11 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _telemetry = telemetry::init(config.log_format, &config.log_level, std::io::stdout);
+    let _telemetry = telemetry::init(
+        config.telemetry.log_format,
+        &config.telemetry.log_level,
+        std::io::stdout,
+    );
     let app = match Application::build(config).await {
         Ok(a) => a,
         Err(e) => {

@@ -1,25 +1,25 @@
-//! The flow of one upload, after the handler has parsed the request: authenticate, read the photo
-//! while the Graph token is obtained, upload, and on a refused Graph token retry once with a
-//! fresh one.
+//! The flow of one upload, free of the web framework: the handler hands over plain values (the
+//! caller's credentials, the target, the method, the few headers that matter, the body as a
+//! stream) and gets a receipt or an `ApiError` back. The upload is a sequence of small named
+//! steps, so a new stage is one new step:
+//!
+//! authorize → admit → receive (body and Graph token in parallel) → mailbox slot → send (one
+//! fresh token if Graph refuses the cached one) → receipt → audit.
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
-use actix_web::http::header::HeaderMap;
-use actix_web::web;
 use reqwest::Method;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, CallerPolicy, TokenValidator, bearer_token};
-use crate::config::TargetScopes;
+use crate::admission::{Admission, MailboxSlot, Reservation};
+use crate::auth::{Caller, CallerPolicy, Credentials, TokenValidator, bearer_token};
 use crate::error::ApiError;
-use crate::graph::{GraphClient, GraphFailure, GraphUpload, PhotoTarget};
-use crate::limits::Limits;
+use crate::graph::{Access, GraphClient, GraphFailure, GraphUpload, PhotoTarget, Scopes};
 use crate::metrics;
 use crate::telemetry::outbound_traceparent;
-use crate::token::TokenCache;
-use crate::upload::{UploadLimits, read_photo, sniff};
+use crate::token::{GraphToken, TokenCache};
+use crate::upload::{BodyHeaders, BodyStream, Photo, UploadLimits, read_photo, sniff};
 
 /// What the caller gets back after a successful upload.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,10 +56,12 @@ pub struct PhotoUpdate<'a> {
     pub caller: &'a Caller,
     /// Which photo.
     pub target: &'a PhotoTarget,
-    /// PUT or PATCH.
+    /// PUT or PATCH, forwarded as received.
     pub method: Method,
-    /// Request headers (content type, length, encoding, traceparent).
-    pub headers: &'a HeaderMap,
+    /// How to read the body.
+    pub body: BodyHeaders<'a>,
+    /// The caller's W3C `traceparent`, if any.
+    pub traceparent: Option<&'a str>,
     /// The request id, sent to Graph as `client-request-id`.
     pub request_id: &'a str,
 }
@@ -69,98 +71,136 @@ pub struct PhotoService {
     pub(crate) validator: TokenValidator,
     pub(crate) tokens: TokenCache,
     pub(crate) graph: GraphClient,
-    pub(crate) scopes: TargetScopes,
+    pub(crate) scopes: Scopes,
     pub(crate) upload: UploadLimits,
     pub(crate) policy: CallerPolicy,
-    pub(crate) limits: Limits,
+    pub(crate) admission: Admission,
 }
-
-/// Bytes of multipart envelope reserved on top of the photo limit for a body of unknown length.
-const ENVELOPE_RESERVE: usize = 64 * 1024;
 
 impl PhotoService {
     /// Validates the request's bearer token.
-    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        self.validator.validate(bearer_token(req)?).await
+    pub async fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Caller, ApiError> {
+        self.validator.validate(bearer_token(credentials)?).await
     }
 
     /// Performs the upload and returns the receipt.
     pub async fn update(
         self: &Arc<Self>,
         up: PhotoUpdate<'_>,
-        payload: web::Payload,
+        body: BodyStream,
     ) -> Result<UploadReceipt, ApiError> {
-        self.policy.authorize(up.caller, up.target)?;
-        self.limits
-            .check_caller(&up.caller.client_app_id, &up.caller.object_id)?;
-        // Reserved before a byte is read, so overload is refused at once instead of buffered.
-        let declared = up
-            .headers
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let ceiling = self.upload.max_bytes + ENVELOPE_RESERVE;
-        let _admission = self
-            .limits
-            .admit(declared.unwrap_or(ceiling).min(ceiling))?;
-        let scope = up.target.scope(&self.scopes);
-        let assertion = up.caller.assertion.expose();
-        let caller_traceparent = up.headers.get("traceparent").and_then(|v| v.to_str().ok());
-        // The token exchange runs while the body arrives: on a cache miss the caller waits for
-        // the slower of the two, not their sum.
-        let (photo, token) = tokio::join!(
-            read_photo(up.headers, payload, self.upload),
-            self.tokens.get(assertion, scope, caller_traceparent)
-        );
-        let photo = photo?;
-        let token = token.map_err(|e| ApiError::from(&e))?;
+        self.authorize(&up)?;
+        let _reservation = self.admit(&up)?;
+        let scope = self
+            .scopes
+            .get(up.target.kind(), Access::Write)
+            .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
+        let (photo, token) = self.receive(&up, body, scope).await?;
         metrics::photo_bytes(photo.len());
-        let mailbox = CallerPolicy::mailbox(up.caller, up.target);
-        let _slot = self
-            .limits
-            .mailbox(&up.caller.client_app_id, mailbox, photo.len())
-            .await?;
-
+        let _slot = self.mailbox_slot(&up, &photo).await?;
         let graph_path = up.target.graph_path();
-        let traceparent = outbound_traceparent(caller_traceparent);
+        let outcome = self
+            .send(&up, &graph_path, &photo, token, scope)
+            .await
+            .map(|graph_request_id| receipt(&up, graph_path, &photo, graph_request_id));
+        audit(&up, &outcome, photo.len());
+        outcome
+    }
+
+    /// The calling app may change this kind of target.
+    fn authorize(&self, up: &PhotoUpdate<'_>) -> Result<(), ApiError> {
+        self.policy.authorize(up.caller, up.target)
+    }
+
+    /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is
+    /// read so that overload is refused at once instead of buffered.
+    fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
+        self.admission
+            .check_caller(&up.caller.client_app_id, &up.caller.object_id)?;
+        self.admission
+            .admit(self.upload.reservation(up.body.content_length))
+    }
+
+    /// Reads the photo while the Graph token is obtained: on a cache miss the caller waits for
+    /// the slower of the two, not their sum.
+    async fn receive(
+        &self,
+        up: &PhotoUpdate<'_>,
+        body: BodyStream,
+        scope: &str,
+    ) -> Result<(Photo, Arc<GraphToken>), ApiError> {
+        let (photo, token) = tokio::join!(
+            read_photo(up.body, body, self.upload),
+            self.tokens
+                .get(up.caller.assertion.expose(), scope, up.traceparent)
+        );
+        Ok((photo?, token?))
+    }
+
+    /// Waits briefly for room under Graph's per-mailbox limits.
+    async fn mailbox_slot(
+        &self,
+        up: &PhotoUpdate<'_>,
+        photo: &Photo,
+    ) -> Result<MailboxSlot, ApiError> {
+        let mailbox = up.target.mailbox(up.caller.identity());
+        self.admission
+            .mailbox(&up.caller.client_app_id, mailbox, photo.len())
+            .await
+    }
+
+    /// Uploads to Graph; if Graph refuses the cached token, exchanges a fresh one (with Graph's
+    /// claims challenge, if any) and tries once more. Returns Graph's request id.
+    async fn send(
+        &self,
+        up: &PhotoUpdate<'_>,
+        graph_path: &str,
+        photo: &Photo,
+        token: Arc<GraphToken>,
+        scope: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let traceparent = outbound_traceparent(up.traceparent);
         let upload = GraphUpload {
             method: up.method.clone(),
-            path: &graph_path,
-            body: &photo,
+            path: graph_path,
+            body: photo,
             client_request_id: up.request_id,
             traceparent: traceparent.as_deref(),
         };
-        let result = match self.graph.upload(&upload, &token.access_token).await {
+        match self.graph.upload(&upload, &token.access_token).await {
             Err(GraphFailure::Unauthorized { claims, .. }) => {
                 tracing::info!("Graph refused the cached token; exchanging a fresh one");
                 let fresh = self
                     .tokens
-                    .refresh(assertion, scope, claims.as_deref(), caller_traceparent)
-                    .await
-                    .map_err(|e| ApiError::from(&e))?;
-                self.graph.upload(&upload, &fresh.access_token).await
+                    .refresh(
+                        up.caller.assertion.expose(),
+                        scope,
+                        claims.as_deref(),
+                        up.traceparent,
+                    )
+                    .await?;
+                Ok(self.graph.upload(&upload, &fresh.access_token).await?)
             }
-            other => other,
-        };
-        let outcome = match result {
-            Ok(request_id) => Ok(UploadReceipt {
-                target: graph_path,
-                method: up.method.to_string(),
-                bytes: photo.len(),
-                sha256: photo.sha256.clone(),
-                content_type: sniff::JPEG,
-                graph_request_id: request_id,
-                client_request_id: up.request_id.to_owned(),
-            }),
-            Err(GraphFailure::Unauthorized { info, .. }) => Err(ApiError::GraphRejectedToken {
-                detail: "Microsoft Graph refused the gateway's token even after a fresh exchange"
-                    .into(),
-                graph: Box::new(info),
-            }),
-            Err(GraphFailure::Failed(e)) => Err(e),
-        };
-        audit(&up, &outcome, photo.len());
-        outcome
+            other => Ok(other?),
+        }
+    }
+}
+
+/// What the caller is told was done.
+fn receipt(
+    up: &PhotoUpdate<'_>,
+    target: String,
+    photo: &Photo,
+    graph_request_id: Option<String>,
+) -> UploadReceipt {
+    UploadReceipt {
+        target,
+        method: up.method.to_string(),
+        bytes: photo.len(),
+        sha256: photo.sha256.clone(),
+        content_type: sniff::JPEG,
+        graph_request_id,
+        client_request_id: up.request_id.to_owned(),
     }
 }
 

@@ -12,6 +12,8 @@ use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+pub use crate::config::LogFormat;
+
 /// Header carrying the request id to and from callers.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Graph's and the SDKs' name for the caller-chosen request id.
@@ -73,7 +75,21 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestStart(start));
     // Handler and extractor errors are already responses here; rendering happens inside the
     // scope so their problem bodies carry this request's id.
-    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    let method = req.method().clone();
+    let mut res = match REQUEST_ID.scope(id.clone(), next.call(req)).await {
+        Ok(res) => res,
+        Err(e) => {
+            // Only a caught panic gets here (its answer is already stamped); still count it.
+            let status = e.as_response_error().status_code().as_u16();
+            crate::metrics::http_request(
+                "unmatched".to_owned(),
+                method.as_str(),
+                status,
+                start.elapsed(),
+            );
+            return Err(e);
+        }
+    };
     let route = res
         .request()
         .extensions()
@@ -87,8 +103,13 @@ pub async fn request_context(
         res.status().as_u16(),
         start.elapsed(),
     );
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+    stamp_headers(res.headers_mut(), id.as_str());
+    Ok(res)
+}
+
+/// The headers every answer carries: the request id (echoed) and the security headers.
+pub fn stamp_headers(headers: &mut actix_web::http::header::HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, v.clone());
         headers.insert(CLIENT_REQUEST_ID, v);
     }
@@ -99,7 +120,6 @@ pub async fn request_context(
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    Ok(res)
 }
 
 /// The route template a request was matched to (bounded label for metrics, never raw ids).
@@ -161,15 +181,6 @@ impl RootSpanBuilder for GatewayRootSpan {
             }
         });
     }
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Keeps the OpenTelemetry exporter alive; flushes pending spans when dropped.

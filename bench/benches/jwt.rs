@@ -15,7 +15,7 @@ use photo_gateway::config::Config;
 use photo_gateway::emulator::{
     CallerTokenSpec, DEMO_USER_UPN, EmulatorOptions, Emulators, TENANT_ID,
 };
-use photo_gateway::upstream::{client, extra_roots};
+use photo_gateway::outbound::{client, extra_roots};
 
 fn jwt(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -28,17 +28,26 @@ fn jwt(c: &mut Criterion) {
             .await
             .expect("start the emulators");
         let config = Config::from_vars(emus.gateway_env()).expect("config from the emulators");
-        let roots = extra_roots(&config).expect("CA bundle");
-        let http = client(&config, &roots, config.token_timeout).expect("HTTP client");
+        let roots = extra_roots(&config.upstream).expect("CA bundle");
+        let http =
+            client(&config.upstream, &roots, config.entra.request_timeout).expect("HTTP client");
         let keys = Arc::new(KeyStore::new(
             http,
-            config.discovery_url_v2(),
-            config.discovery_url_v1(),
-            config.issuers_override.clone(),
-            config.jwks_unknown_kid_cooldown,
+            config.entra.discovery_url_v2(),
+            config.entra.discovery_url_v1(),
+            config.jwks.issuers_override.clone(),
+            config.jwks.unknown_kid_cooldown,
         ));
         keys.reload(true).await.expect("load discovery and JWKS");
-        let validator = TokenValidator::new(&config, keys);
+        let validator = TokenValidator::new(
+            &config.caller,
+            vec![
+                config.entra.client_id.clone(),
+                config.entra.app_id_uri.clone(),
+            ],
+            config.graph.audiences(),
+            keys,
+        );
         let v2 = emus.caller_token(&CallerTokenSpec::for_user(DEMO_USER_UPN));
         let mut spec = CallerTokenSpec::for_user(DEMO_USER_UPN);
         spec.version = 1;

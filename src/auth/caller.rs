@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
-use actix_web::http::header;
-
 use crate::error::ApiError;
+use crate::graph::Identity;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -49,6 +47,16 @@ pub struct Caller {
     pub assertion: Assertion,
 }
 
+impl Caller {
+    /// The signed-in user, as targets are compared with it.
+    pub fn identity(&self) -> Identity<'_> {
+        Identity {
+            object_id: &self.object_id,
+            username: self.username.as_deref(),
+        }
+    }
+}
+
 /// A cookie named like an OAuth token, or whose value is a JWT. Other cookies (a session id, a
 /// CSRF token) are none of the gateway's business and pass.
 fn cookie_carries_token(cookie: &str) -> bool {
@@ -62,9 +70,20 @@ fn cookie_carries_token(cookie: &str) -> bool {
     ) || jwt_like
 }
 
+/// Where a request could carry a token, as received.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials<'a> {
+    /// The raw query string.
+    pub query: &'a str,
+    /// Every `Authorization` header value.
+    pub authorization: Vec<&'a [u8]>,
+    /// Every `Cookie` header value.
+    pub cookies: Vec<&'a [u8]>,
+}
+
 /// Takes the bearer token from the request, refusing every other place a token could hide.
-pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let query = req.query_string();
+pub fn bearer_token<'a>(req: &Credentials<'a>) -> Result<&'a str, ApiError> {
+    let query = req.query;
     if query.split('&').any(|kv| {
         let k = kv.split('=').next().unwrap_or("");
         k.eq_ignore_ascii_case("access_token") || k.eq_ignore_ascii_case("access%5Ftoken")
@@ -74,26 +93,27 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
                 .into(),
         ));
     }
-    for cookie in req.headers().get_all(header::COOKIE) {
-        let text = String::from_utf8_lossy(cookie.as_bytes());
+    for cookie in &req.cookies {
+        let text = String::from_utf8_lossy(cookie);
         if text.split(';').any(|c| cookie_carries_token(c.trim())) {
             return Err(ApiError::InvalidRequest(
                 "tokens in cookies are not accepted: send `Authorization: Bearer <token>`".into(),
             ));
         }
     }
-    let mut values = req.headers().get_all(header::AUTHORIZATION);
-    let Some(value) = values.next() else {
-        return Err(ApiError::MissingToken);
+    let value = match req.authorization.as_slice() {
+        [] => return Err(ApiError::MissingToken),
+        [one] => *one,
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "send exactly one Authorization header".into(),
+            ));
+        }
     };
-    if values.next().is_some() {
-        return Err(ApiError::InvalidRequest(
-            "send exactly one Authorization header".into(),
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidRequest("the Authorization header is not ASCII".into()))?;
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .ok_or_else(|| ApiError::InvalidRequest("the Authorization header is not ASCII".into()))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::InvalidRequest(

@@ -5,7 +5,7 @@ pub mod jwks;
 pub mod policy;
 pub mod validate;
 
-pub use caller::{Assertion, Caller, bearer_token};
+pub use caller::{Assertion, Caller, Credentials, bearer_token};
 pub use jwks::KeyStore;
 pub use policy::CallerPolicy;
 pub use validate::TokenValidator;

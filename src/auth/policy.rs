@@ -1,106 +1,63 @@
 //! Which calling app may change which kind of target. Secure default: any allowed caller may
 //! change the signed-in user's own photo and own contacts' photos; other users', their contacts'
-//! and groups' photos need the calling app to be granted that kind explicitly.
+//! and groups' photos need the calling app to be granted that kind explicitly
+//! (`PHOTO_GATEWAY_CALLER_POLICY`, parsed by the configuration into plain grants).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::caller::Caller;
+use crate::config::Grants;
 use crate::error::ApiError;
-use crate::graph::PhotoTarget;
-
-/// A kind of target beyond the caller's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Grant {
-    /// Other users' photos.
-    Users,
-    /// Groups' photos.
-    Groups,
-    /// Other users' contacts' photos.
-    Contacts,
-}
+use crate::graph::{PhotoTarget, TargetKind, Whose};
 
 /// Grants per calling client id (`*` for every caller).
 #[derive(Debug, Clone, Default)]
 pub struct CallerPolicy {
-    grants: HashMap<String, HashSet<Grant>>,
+    grants: HashMap<String, Grants>,
+}
+
+/// Whether `grants` cover another's target of this kind, and how to name it in a refusal.
+fn covers(grants: &Grants, kind: TargetKind) -> bool {
+    match kind {
+        TargetKind::User => grants.users,
+        TargetKind::Group => grants.groups,
+        TargetKind::Contact => grants.contacts,
+        // `/me` is always the caller's own.
+        TargetKind::Me => true,
+    }
+}
+
+fn others(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::User | TargetKind::Me => "other users' photos",
+        TargetKind::Group => "groups' photos",
+        TargetKind::Contact => "other users' contacts' photos",
+    }
 }
 
 impl CallerPolicy {
-    /// Parses `client-id=users,groups;other-id=contacts;*=groups`.
-    pub fn parse(text: &str) -> Result<CallerPolicy, String> {
-        let mut grants: HashMap<String, HashSet<Grant>> = HashMap::new();
-        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let (client, kinds) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("{entry:?} is not `client-id=kind,kind`"))?;
-            let set = grants
-                .entry(client.trim().to_ascii_lowercase())
-                .or_default();
-            for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-                set.insert(match kind.to_ascii_lowercase().as_str() {
-                    "users" => Grant::Users,
-                    "groups" => Grant::Groups,
-                    "contacts" => Grant::Contacts,
-                    other => {
-                        return Err(format!("unknown kind {other:?} (users, groups, contacts)"));
-                    }
-                });
-            }
-        }
-        Ok(CallerPolicy { grants })
+    /// The policy of the configured grants (client ids already lowercase).
+    pub fn new(grants: HashMap<String, Grants>) -> CallerPolicy {
+        CallerPolicy { grants }
     }
 
-    fn granted(&self, client: &str, grant: Grant) -> bool {
-        let has = |k: &str| self.grants.get(k).is_some_and(|g| g.contains(&grant));
+    fn granted(&self, client: &str, kind: TargetKind) -> bool {
+        let has = |k: &str| self.grants.get(k).is_some_and(|g| covers(g, kind));
         has(&client.to_ascii_lowercase()) || has("*")
     }
 
     /// Allows the call, or refuses it with 403 `caller-not-allowed`.
     pub fn authorize(&self, caller: &Caller, target: &PhotoTarget) -> Result<(), ApiError> {
-        let is_self = |user: &str| {
-            user.eq_ignore_ascii_case(&caller.object_id)
-                || caller
-                    .username
-                    .as_deref()
-                    .is_some_and(|u| user.eq_ignore_ascii_case(u))
-        };
-        let needed = match target {
-            PhotoTarget::Me | PhotoTarget::MyContact { .. } => None,
-            PhotoTarget::User { user } if is_self(user) => None,
-            PhotoTarget::UserContact { user, .. } if is_self(user) => None,
-            PhotoTarget::User { .. } => Some((Grant::Users, "other users' photos")),
-            PhotoTarget::UserContact { .. } => {
-                Some((Grant::Contacts, "other users' contacts' photos"))
-            }
-            PhotoTarget::Group { .. } => Some((Grant::Groups, "groups' photos")),
-        };
-        match needed {
-            Some((grant, what)) if !self.granted(&caller.client_app_id, grant) => {
+        let kind = target.kind();
+        match target.whose(caller.identity()) {
+            Whose::Others if !self.granted(&caller.client_app_id, kind) => {
                 Err(ApiError::CallerNotAllowed(format!(
-                    "the calling application {} may not change {what}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
-                    caller.client_app_id
+                    "the calling application {} may not change {}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
+                    caller.client_app_id,
+                    others(kind)
                 )))
             }
             _ => Ok(()),
-        }
-    }
-
-    /// The mailbox a target belongs to, for Graph's per-mailbox limits.
-    pub fn mailbox<'a>(caller: &'a Caller, target: &'a PhotoTarget) -> &'a str {
-        match target {
-            PhotoTarget::Me | PhotoTarget::MyContact { .. } => &caller.object_id,
-            PhotoTarget::User { user } | PhotoTarget::UserContact { user, .. } => {
-                if caller
-                    .username
-                    .as_deref()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(user))
-                {
-                    &caller.object_id
-                } else {
-                    user
-                }
-            }
-            PhotoTarget::Group { group } => group,
         }
     }
 }
@@ -123,7 +80,23 @@ mod tests {
 
     #[test]
     fn own_targets_are_always_allowed_others_need_grants() {
-        let p = CallerPolicy::parse("APP-A=users,groups; *=contacts").unwrap();
+        let p = CallerPolicy::new(HashMap::from([
+            (
+                "app-a".to_owned(),
+                Grants {
+                    users: true,
+                    groups: true,
+                    contacts: false,
+                },
+            ),
+            (
+                "*".to_owned(),
+                Grants {
+                    contacts: true,
+                    ..Grants::default()
+                },
+            ),
+        ]));
         let other = PhotoTarget::User {
             user: "megan@contoso.com".into(),
         };
@@ -152,7 +125,6 @@ mod tests {
             p.authorize(&caller("app-b"), &their_contact).is_ok(),
             "wildcard grant"
         );
-        assert!(CallerPolicy::parse("x=everything").is_err());
-        assert_eq!(CallerPolicy::mailbox(&caller("a"), &own), "oid-1");
+        assert_eq!(own.mailbox(caller("a").identity()), "oid-1");
     }
 }

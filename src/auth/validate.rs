@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::caller::{Assertion, Caller, MAX_TOKEN_LEN};
 use super::jwks::KeyStore;
-use crate::config::Config;
+use crate::config::CallerConfig;
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -56,12 +56,18 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 }
 
 impl TokenValidator {
-    /// Builds a validator over the shared key store.
-    pub fn new(config: &Config, keys: Arc<KeyStore>) -> TokenValidator {
+    /// Builds a validator over the shared key store: `audiences` name this gateway (client id
+    /// and App ID URI), `graph_audiences` name Graph (to explain a token sent to the wrong place).
+    pub fn new(
+        config: &CallerConfig,
+        audiences: Vec<String>,
+        graph_audiences: Vec<String>,
+        keys: Arc<KeyStore>,
+    ) -> TokenValidator {
         TokenValidator {
             keys,
-            audiences: vec![config.client_id.clone(), config.app_id_uri.clone()],
-            graph_audiences: config.graph_audiences(),
+            audiences,
+            graph_audiences,
             leeway: config.clock_skew_secs,
             max_lifetime: config.max_token_lifetime_secs,
             required_scopes: config.required_scopes.clone(),

@@ -10,9 +10,9 @@ use rand::Rng;
 use reqwest::header;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, GraphErrorInfo, retry_after_secs};
 use crate::metrics;
 use crate::token::obo::parse_retry_after;
 
@@ -33,7 +33,30 @@ pub struct GraphUpload<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// How an upload failed.
+/// Graph's own error details, surfaced in the problem body.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphErrorInfo {
+    /// HTTP status Graph answered with.
+    pub status: u16,
+    /// Graph's `error.code`, e.g. `ErrorItemNotFound`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Graph's `error.message`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Graph's `request-id` (header or `innerError`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The `client-request-id` the gateway sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
+    /// Graph's `innerError.date`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+}
+
+/// How a Graph call failed.
 #[derive(Debug)]
 pub enum GraphFailure {
     /// Graph refused the token: the caller should get a fresh one (with these claims) and retry.
@@ -43,8 +66,25 @@ pub enum GraphFailure {
         /// Graph's answer.
         info: GraphErrorInfo,
     },
-    /// Anything else, ready for the caller.
-    Failed(ApiError),
+    /// Graph refused the request with a client error other than 401 and 429.
+    Rejected(GraphErrorInfo),
+    /// Graph kept throttling or was unavailable (429, 503, 504) after the retries.
+    Unavailable {
+        /// Graph's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+        /// Graph's last answer.
+        info: GraphErrorInfo,
+    },
+    /// Another server error after the retries.
+    ServerError(GraphErrorInfo),
+    /// The connection was refused or failed.
+    ConnectFailed,
+    /// The connection was reset before Graph answered.
+    Reset,
+    /// No answer within one attempt's timeout.
+    AttemptTimeout,
+    /// The deadline (retries included) passed.
+    DeadlinePassed,
 }
 
 /// The Graph client.
@@ -139,9 +179,7 @@ impl GraphClient {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(GraphFailure::Failed(ApiError::GraphTimeout(
-                    "Microsoft Graph did not accept the photo within the gateway's deadline".into(),
-                )));
+                return Err(GraphFailure::DeadlinePassed);
             }
             let mut req = self
                 .http
@@ -164,26 +202,15 @@ impl GraphClient {
             let (status, retry_after, failure) = match result {
                 Err(e) if e.is_timeout() => {
                     metrics::graph_call("timeout", sent.elapsed());
-                    return Err(GraphFailure::Failed(ApiError::GraphTimeout(
-                        "Microsoft Graph did not answer within the deadline".into(),
-                    )));
+                    return Err(GraphFailure::AttemptTimeout);
                 }
                 Err(e) if e.is_connect() => {
                     metrics::graph_call("connect_error", sent.elapsed());
-                    (
-                        None,
-                        None,
-                        ApiError::GraphUnreachable(
-                            "Microsoft Graph could not be reached (connection refused or failed)"
-                                .into(),
-                        ),
-                    )
+                    (None, None, GraphFailure::ConnectFailed)
                 }
                 Err(_) => {
                     metrics::graph_call("reset", sent.elapsed());
-                    return Err(GraphFailure::Failed(ApiError::GraphUnreachable(
-                        "the connection to Microsoft Graph was reset before it answered".into(),
-                    )));
+                    return Err(GraphFailure::Reset);
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -199,7 +226,7 @@ impl GraphClient {
                     }
                     let failure = classify(status, info, retry_after);
                     if !matches!(status.as_u16(), 429 | 503 | 504) {
-                        return Err(GraphFailure::Failed(failure));
+                        return Err(failure);
                     }
                     (Some(status), retry_after, failure)
                 }
@@ -207,7 +234,7 @@ impl GraphClient {
             let wait = retry_after.unwrap_or_else(|| backoff(attempt));
             let fits = Instant::now() + wait < deadline;
             if attempt >= self.max_retries || !fits {
-                return Err(GraphFailure::Failed(failure));
+                return Err(failure);
             }
             attempt += 1;
             metrics::graph_retry();
@@ -254,28 +281,15 @@ async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphEr
     }
 }
 
-fn classify(status: StatusCode, info: GraphErrorInfo, retry_after: Option<Duration>) -> ApiError {
-    let what = info
-        .code
-        .clone()
-        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+fn classify(
+    status: StatusCode,
+    info: GraphErrorInfo,
+    retry_after: Option<Duration>,
+) -> GraphFailure {
     match status.as_u16() {
-        429 | 503 | 504 => ApiError::GraphUnavailable {
-            detail: format!("Microsoft Graph is throttling or unavailable ({what}); retry later"),
-            retry_after: retry_after.map(retry_after_secs).unwrap_or(5),
-            graph: Box::new(info),
-        },
-        400..=499 => ApiError::GraphRejected {
-            detail: match &info.message {
-                Some(m) => format!("Microsoft Graph refused the photo ({what}): {m}"),
-                None => format!("Microsoft Graph refused the photo ({what})"),
-            },
-            graph: Box::new(info),
-        },
-        _ => ApiError::GraphError {
-            detail: format!("Microsoft Graph failed ({what})"),
-            graph: Box::new(info),
-        },
+        429 | 503 | 504 => GraphFailure::Unavailable { retry_after, info },
+        400..=499 => GraphFailure::Rejected(info),
+        _ => GraphFailure::ServerError(info),
     }
 }
 

@@ -3,5 +3,5 @@
 pub mod client;
 pub mod target;
 
-pub use client::{GraphClient, GraphFailure, GraphUpload};
-pub use target::{PhotoTarget, TargetError};
+pub use client::{GraphClient, GraphErrorInfo, GraphFailure, GraphUpload};
+pub use target::{Access, Identity, PhotoTarget, Scopes, TargetError, TargetKind, Whose};

@@ -1,9 +1,99 @@
-//! The seven photo targets: parsed from the request path exactly as Graph parses it, and turned
-//! back into a safely encoded Graph path.
+//! The one vocabulary for what a request addresses: the seven photo targets, parsed from the
+//! request path exactly as Graph parses it and turned back into a safely encoded Graph path; the
+//! kind of target, whose it is, and the access asked for. Policy, scopes, limits and metric
+//! labels all speak it.
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
-use crate::config::TargetScopes;
+use crate::config::{KindScopes, ScopeConfig};
+
+/// The kind of target, as the path names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    /// `/me`: the signed-in user's own photo.
+    Me,
+    /// `/users/{user}`: a user's photo (the caller's own when it names the caller).
+    User,
+    /// `/groups/{group}`.
+    Group,
+    /// A contact in a mailbox (`/me/…` or `/users/{user}/…`).
+    Contact,
+}
+
+impl TargetKind {
+    /// The label used in logs and metrics (bounded: four values).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Me => "me",
+            TargetKind::User => "user",
+            TargetKind::Group => "group",
+            TargetKind::Contact => "contact",
+        }
+    }
+}
+
+/// Whose photo a target is, seen from the signed-in user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The caller's own photo or one of the caller's own contacts.
+    Own,
+    /// Another user's, another user's contact's, or a group's.
+    Others,
+}
+
+/// What is done to a photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// GET.
+    Read,
+    /// PUT or PATCH.
+    Write,
+    /// DELETE.
+    Delete,
+}
+
+/// The signed-in user a target is compared with.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// The user's object id.
+    pub object_id: &'a str,
+    /// The user's sign-in name, when known.
+    pub username: Option<&'a str>,
+}
+
+impl Identity<'_> {
+    /// True when `user` (an object id or UPN from a path) names this user.
+    pub fn is(&self, user: &str) -> bool {
+        user.eq_ignore_ascii_case(self.object_id)
+            || self.username.is_some_and(|u| user.eq_ignore_ascii_case(u))
+    }
+}
+
+/// Delegated Graph scopes by (kind, access), from the configuration.
+#[derive(Debug, Clone)]
+pub struct Scopes(ScopeConfig);
+
+impl Scopes {
+    /// Wraps the configured scopes.
+    pub fn new(config: ScopeConfig) -> Scopes {
+        Scopes(config)
+    }
+
+    /// The scope an access to a kind of target needs; `None` when the gateway offers no such
+    /// access (only writes are configured so far).
+    pub fn get(&self, kind: TargetKind, access: Access) -> Option<&str> {
+        let table: &KindScopes = match access {
+            Access::Write => &self.0.write,
+            Access::Read | Access::Delete => return None,
+        };
+        Some(match kind {
+            TargetKind::Me => &table.me,
+            TargetKind::User => &table.users,
+            TargetKind::Group => &table.groups,
+            TargetKind::Contact => &table.contacts,
+        })
+    }
+}
 
 /// Characters that cannot stand literally in a path segment (RFC 3986 `pchar`), plus `%` itself:
 /// `#`, `?`, `/` and friends can never change the meaning of the Graph URL, while ids keep the
@@ -204,23 +294,47 @@ impl PhotoTarget {
         }
     }
 
-    /// Short name of the kind of target: `me`, `user`, `group` or `contact`.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of target.
+    pub fn kind(&self) -> TargetKind {
         match self {
-            PhotoTarget::Me => "me",
-            PhotoTarget::User { .. } => "user",
-            PhotoTarget::Group { .. } => "group",
-            PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => "contact",
+            PhotoTarget::Me => TargetKind::Me,
+            PhotoTarget::User { .. } => TargetKind::User,
+            PhotoTarget::Group { .. } => TargetKind::Group,
+            PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => TargetKind::Contact,
         }
     }
 
-    /// The delegated Graph scope this target needs.
-    pub fn scope<'a>(&self, scopes: &'a TargetScopes) -> &'a str {
+    /// Whose photo this is: a path naming the caller by object id or UPN is the caller's own.
+    pub fn whose(&self, caller: Identity<'_>) -> Whose {
         match self {
-            PhotoTarget::Me => &scopes.me,
-            PhotoTarget::User { .. } => &scopes.users,
-            PhotoTarget::Group { .. } => &scopes.groups,
-            PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => &scopes.contacts,
+            PhotoTarget::Me | PhotoTarget::MyContact { .. } => Whose::Own,
+            PhotoTarget::User { user } | PhotoTarget::UserContact { user, .. }
+                if caller.is(user) =>
+            {
+                Whose::Own
+            }
+            PhotoTarget::User { .. }
+            | PhotoTarget::UserContact { .. }
+            | PhotoTarget::Group { .. } => Whose::Others,
+        }
+    }
+
+    /// The mailbox (or group) the photo lives in, for Graph's per-mailbox limits: the caller's
+    /// own UPN counts as the caller's object id.
+    pub fn mailbox<'a>(&'a self, caller: Identity<'a>) -> &'a str {
+        match self {
+            PhotoTarget::Me | PhotoTarget::MyContact { .. } => caller.object_id,
+            PhotoTarget::User { user } | PhotoTarget::UserContact { user, .. } => {
+                if caller
+                    .username
+                    .is_some_and(|u| u.eq_ignore_ascii_case(user))
+                {
+                    caller.object_id
+                } else {
+                    user
+                }
+            }
+            PhotoTarget::Group { group } => group,
         }
     }
 }

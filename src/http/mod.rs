@@ -3,6 +3,8 @@
 pub mod conn;
 pub mod docs;
 pub mod health;
+mod openapi_errors;
+pub mod panic;
 pub mod photo;
 
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -1,15 +1,57 @@
 //! The photo update handler and its OpenAPI description (one operation per Graph path).
 
+use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tracing_actix_web::RootSpan;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, Problem};
-use crate::graph::{PhotoTarget, TargetError};
+use super::openapi_errors::UploadErrors;
+use crate::auth::Credentials;
+use crate::error::{ApiError, target_error};
+use crate::graph::PhotoTarget;
 use crate::service::{PhotoUpdate, UploadReceipt};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RouteTemplate};
+use crate::upload::{BodyError, BodyHeaders, BodyStream};
+
+/// Where the request could carry a token.
+pub(super) fn credentials(req: &HttpRequest) -> Credentials<'_> {
+    let all = |name| {
+        req.headers()
+            .get_all(name)
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+    };
+    Credentials {
+        query: req.query_string(),
+        authorization: all(header::AUTHORIZATION),
+        cookies: all(header::COOKIE),
+    }
+}
+
+/// The headers that say how to read the body.
+fn body_headers(req: &HttpRequest) -> BodyHeaders<'_> {
+    let raw = |name| req.headers().get(name).map(|v| v.as_bytes());
+    BodyHeaders {
+        content_type: raw(header::CONTENT_TYPE),
+        content_encoding: raw(header::CONTENT_ENCODING),
+        content_length: raw(header::CONTENT_LENGTH).and_then(BodyHeaders::parse_length),
+    }
+}
+
+/// actix's payload as the project's own body stream.
+fn body_stream(payload: web::Payload) -> BodyStream {
+    use actix_web::error::PayloadError;
+    BodyStream::new(payload.map(|chunk| {
+        chunk.map_err(|e| match e {
+            PayloadError::Incomplete(_) => BodyError::Incomplete,
+            PayloadError::Overflow => BodyError::Overflow,
+            other => BodyError::Other(other.to_string()),
+        })
+    }))
+}
 
 /// PUT or PATCH a photo on any of Graph's seven `…/photo/$value` paths.
 pub async fn update_photo(
@@ -18,24 +60,20 @@ pub async fn update_photo(
     state: web::Data<AppState>,
     span: RootSpan,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.photos.authenticate(&req).await?;
+    let caller = state.photos.authenticate(&credentials(&req)).await?;
     span.record("client_app", caller.client_app_id.as_str());
     span.record("tenant_id", caller.tenant_id.as_str());
-    let target = PhotoTarget::parse(req.path()).map_err(|e| match e {
-        TargetError::NoSuchRoute => ApiError::NotFound(format!(
-            "{} is not one of Graph's photo update paths (see /docs)",
-            req.path()
-        )),
-        TargetError::InvalidId(why) => ApiError::InvalidTarget(why),
-    })?;
+    let target = PhotoTarget::parse(req.path()).map_err(|e| target_error(e, req.path()))?;
     span.record("http.route", target.template());
-    span.record("target_kind", target.kind());
+    span.record("target_kind", target.kind().as_str());
     req.extensions_mut()
         .insert(RouteTemplate(target.template()));
     let request_id = req.extensions().get::<RequestId>().cloned();
     let request_id = request_id
         .map(|r| r.0)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?;
     let _in_flight = state.in_flight();
     let result = state
         .photos
@@ -43,15 +81,18 @@ pub async fn update_photo(
             PhotoUpdate {
                 caller: &caller,
                 target: &target,
-                method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-                    .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?,
-                headers: req.headers(),
+                method,
+                body: body_headers(&req),
+                traceparent: req
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
                 request_id: &request_id,
             },
-            payload,
+            body_stream(payload),
         )
         .await;
-    if matches!(result, Err(ApiError::BodyTimeout(_))) {
+    if result.as_ref().is_err_and(|e| e.row().closes_connection) {
         super::conn::stop_reading(&req);
     }
     let receipt = result?;
@@ -100,24 +141,7 @@ The photo must be a JPEG smaller than 4,194,304 bytes (configurable).",
             responses(
                 (status = 200, description = "Graph accepted the photo", body = UploadReceipt,
                     headers(("X-Request-Id" = String, description = "The request id"))),
-                (status = 400, description = "`invalid-request` (Authorization malformed, duplicated, or a token in the query or a cookie), `invalid-target` (bad path id), `invalid-body` (not one `photo` part), or `graph-rejected` (Graph 400)", body = Problem, content_type = "application/problem+json"),
-                (status = 401, description = "`missing-token`, `invalid-token` or `claims-challenge`; see `WWW-Authenticate`", body = Problem, content_type = "application/problem+json",
-                    headers(("WWW-Authenticate" = String, description = "RFC 6750 Bearer challenge"))),
-                (status = 403, description = "`user-token-required`, `insufficient-scope`, `caller-not-allowed`, `consent-required`, or `graph-rejected` (Graph 403)", body = Problem, content_type = "application/problem+json",
-                    headers(("WWW-Authenticate" = String, description = "RFC 6750 Bearer challenge (scope problems)"))),
-                (status = 404, description = "`graph-rejected`: Graph does not know the object, or `not-found`", body = Problem, content_type = "application/problem+json"),
-                (status = 405, description = "`method-not-allowed`: only PUT and PATCH", body = Problem, content_type = "application/problem+json"),
-                (status = 408, description = "`body-timeout`: the body was not received in time", body = Problem, content_type = "application/problem+json"),
-                (status = 409, description = "`graph-rejected` (Graph 409)", body = Problem, content_type = "application/problem+json"),
-                (status = 413, description = "`photo-too-large`", body = Problem, content_type = "application/problem+json"),
-                (status = 415, description = "`unsupported-media-type`: not a JPEG, or a Content-Encoding", body = Problem, content_type = "application/problem+json"),
-                (status = 429, description = "`rate-limited`", body = Problem, content_type = "application/problem+json",
-                    headers(("Retry-After" = u64, description = "Seconds to wait"))),
-                (status = 500, description = "`gateway-credential-rejected`: an operator must fix the gateway's credential", body = Problem, content_type = "application/problem+json"),
-                (status = 502, description = "`graph-rejected-token`, `graph-error`, `graph-unreachable` or `identity-rejected`", body = Problem, content_type = "application/problem+json"),
-                (status = 503, description = "`identity-unavailable`, `graph-unavailable`, `not-ready` or `overloaded`", body = Problem, content_type = "application/problem+json",
-                    headers(("Retry-After" = u64, description = "Seconds to wait"))),
-                (status = 504, description = "`graph-timeout`", body = Problem, content_type = "application/problem+json")
+                UploadErrors
             ),
             security(("bearer" = []))
         )]

@@ -114,11 +114,6 @@ impl TokenCache {
         self.cache.insert(k, token.clone()).await;
         Ok(token)
     }
-
-    /// Number of cached tokens (approximate, as moka counts).
-    pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
-    }
 }
 
 #[cfg(test)]

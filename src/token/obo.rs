@@ -7,7 +7,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::credential::Credential;
-use crate::error::{ApiError, retry_after_secs};
 use crate::metrics;
 
 /// A Graph access token obtained for one caller and scope.
@@ -60,44 +59,6 @@ pub enum OboError {
         /// Suggested wait.
         retry_after: Duration,
     },
-}
-
-impl From<&OboError> for ApiError {
-    fn from(e: &OboError) -> ApiError {
-        match e {
-            OboError::ConsentRequired { description, scope } => ApiError::ConsentRequired {
-                detail: format!(
-                    "the user or an administrator must consent to {scope} for this gateway: {description}"
-                ),
-                scope: scope.clone(),
-            },
-            OboError::ClaimsChallenge {
-                description,
-                claims,
-            } => ApiError::ClaimsChallenge {
-                detail: format!(
-                    "Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"
-                ),
-                claims: claims.clone(),
-            },
-            OboError::AssertionRejected(d) => ApiError::InvalidToken(format!(
-                "Entra rejected the token in the On-Behalf-Of exchange: {d}"
-            )),
-            OboError::CredentialRejected(d) => ApiError::GatewayCredentialRejected(format!(
-                "Entra rejected the gateway's own credential; an operator must fix the client secret, certificate or federated identity configuration: {d}"
-            )),
-            OboError::Refused(d) => {
-                ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}"))
-            }
-            OboError::Unavailable {
-                description,
-                retry_after,
-            } => ApiError::IdentityUnavailable {
-                detail: format!("Entra ID could not issue a Graph token: {description}"),
-                retry_after: retry_after_secs(*retry_after),
-            },
-        }
-    }
 }
 
 #[derive(Deserialize)]

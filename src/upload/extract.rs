@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::error::PayloadError;
-use actix_web::http::header::{self, HeaderMap};
-use actix_web::web;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
+use super::body::{BodyError, BodyHeaders, BodyStream};
 use super::sniff;
 use crate::error::ApiError;
 
@@ -33,6 +33,19 @@ pub struct UploadLimits {
     pub max_bytes: usize,
     /// Deadline for receiving the whole body.
     pub read_timeout: Duration,
+}
+
+impl UploadLimits {
+    /// The most bytes a request body may take on the wire: the photo plus a multipart envelope.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_bytes + MULTIPART_ENVELOPE_ALLOWANCE
+    }
+
+    /// Bytes to reserve for a body before reading it: what it declares, else the most it may be.
+    pub fn reservation(&self, declared: Option<usize>) -> usize {
+        let ceiling = self.max_body_bytes();
+        declared.unwrap_or(ceiling).min(ceiling)
+    }
 }
 
 /// Chunks at least this large are kept as received (no copy); smaller ones are coalesced, so a
@@ -128,21 +141,24 @@ enum BodyKind {
     Raw,
 }
 
-fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
-        let enc = enc.to_str().unwrap_or("?").trim();
+fn body_kind(headers: &BodyHeaders<'_>) -> Result<BodyKind, ApiError> {
+    if let Some(enc) = headers.content_encoding {
+        let enc = std::str::from_utf8(enc).unwrap_or("?").trim();
         if !enc.eq_ignore_ascii_case("identity") {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "Content-Encoding {enc:?} is not accepted: send the JPEG bytes uncompressed (Graph would store compressed bytes as a corrupt photo)"
             )));
         }
     }
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+    let Some(ct) = headers.content_type else {
         return Ok(BodyKind::Raw);
     };
-    let ct = ct.to_str().map_err(|_| {
-        ApiError::UnsupportedMediaType("the Content-Type header is not valid ASCII".into())
-    })?;
+    let ct = std::str::from_utf8(ct)
+        .ok()
+        .filter(|s| s.is_ascii())
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType("the Content-Type header is not valid ASCII".into())
+        })?;
     let essence = ct
         .split(';')
         .next()
@@ -157,13 +173,6 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
             "Content-Type {other:?} is not accepted: send multipart/form-data with a `photo` file part, or the raw bytes as image/jpeg or application/octet-stream"
         ))),
     }
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Accumulates one body, bounded by the limit, hashing as it goes.
@@ -239,14 +248,33 @@ impl Sink {
     }
 }
 
-fn payload_error(e: PayloadError) -> ApiError {
+fn body_error(e: BodyError) -> ApiError {
     match e {
-        PayloadError::Incomplete(_) => {
+        BodyError::Incomplete => {
             ApiError::InvalidBody("the body ended before all of it was received".into())
         }
-        PayloadError::Overflow => ApiError::InvalidBody("the body is larger than declared".into()),
-        other => ApiError::InvalidBody(format!("the body could not be read: {other}")),
+        BodyError::Overflow => ApiError::InvalidBody("the body is larger than declared".into()),
+        BodyError::Other(other) => {
+            ApiError::InvalidBody(format!("the body could not be read: {other}"))
+        }
     }
+}
+
+/// The multipart parser speaks actix's payload errors; these two translate both ways.
+fn to_payload_error(e: BodyError) -> PayloadError {
+    match e {
+        BodyError::Incomplete => PayloadError::Incomplete(None),
+        BodyError::Overflow => PayloadError::Overflow,
+        BodyError::Other(s) => PayloadError::Io(std::io::Error::other(s)),
+    }
+}
+
+fn payload_error(e: PayloadError) -> ApiError {
+    body_error(match e {
+        PayloadError::Incomplete(_) => BodyError::Incomplete,
+        PayloadError::Overflow => BodyError::Overflow,
+        other => BodyError::Other(other.to_string()),
+    })
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
@@ -276,13 +304,13 @@ fn multipart_error(e: MultipartError) -> ApiError {
 
 /// Reads and validates the photo of one request within the read deadline.
 pub async fn read_photo(
-    headers: &HeaderMap,
-    payload: web::Payload,
+    headers: BodyHeaders<'_>,
+    body: BodyStream,
     limits: UploadLimits,
 ) -> Result<Photo, ApiError> {
-    let mut payload = SharedPayload(Rc::new(RefCell::new(payload)));
-    let kind = body_kind(headers)?;
-    let declared = declared_length(headers);
+    let mut payload = SharedPayload(Rc::new(RefCell::new(body)));
+    let kind = body_kind(&headers)?;
+    let declared = headers.content_length;
     let too_large = match kind {
         BodyKind::Raw => declared.is_some_and(|n| n >= limits.max_bytes),
         BodyKind::Multipart => {
@@ -298,7 +326,7 @@ pub async fn read_photo(
     let read = async {
         match kind {
             BodyKind::Raw => read_raw(&mut payload, limits.max_bytes).await,
-            BodyKind::Multipart => read_multipart(headers, &mut payload, limits.max_bytes).await,
+            BodyKind::Multipart => read_multipart(&headers, &mut payload, limits.max_bytes).await,
         }
     };
     let result = match tokio::time::timeout(limits.read_timeout, read).await {
@@ -314,17 +342,25 @@ pub async fn read_photo(
 async fn read_raw(payload: &mut SharedPayload, limit: usize) -> Result<Photo, ApiError> {
     let mut sink = Sink::new(limit);
     while let Some(chunk) = payload.next().await {
-        sink.push(chunk.map_err(payload_error)?)?;
+        sink.push(chunk.map_err(body_error)?)?;
     }
     sink.finish()
 }
 
 async fn read_multipart(
-    headers: &HeaderMap,
+    headers: &BodyHeaders<'_>,
     payload: &mut SharedPayload,
     limit: usize,
 ) -> Result<Photo, ApiError> {
-    let mut form = Multipart::new(headers, payload.clone());
+    // The parser reads the boundary from a header map; it needs nothing else of the request.
+    let mut map = HeaderMap::new();
+    if let Some(ct) = headers
+        .content_type
+        .and_then(|ct| HeaderValue::from_bytes(ct).ok())
+    {
+        map.insert(header::CONTENT_TYPE, ct);
+    }
+    let mut form = Multipart::new(&map, payload.clone().map(|r| r.map_err(to_payload_error)));
     let mut photo: Option<Photo> = None;
     let mut parts = 0usize;
     while let Some(field) = form.next().await {
@@ -359,13 +395,13 @@ async fn read_multipart(
     })
 }
 
-/// The request payload, shareable between the multipart parser (which needs a `'static` stream)
+/// The request body, shareable between the multipart parser (which needs a `'static` stream)
 /// and the code that drains what is left after an early refusal.
 #[derive(Clone)]
-struct SharedPayload(Rc<RefCell<web::Payload>>);
+struct SharedPayload(Rc<RefCell<BodyStream>>);
 
 impl Stream for SharedPayload {
-    type Item = Result<Bytes, PayloadError>;
+    type Item = Result<Bytes, BodyError>;
 
     fn poll_next(
         self: std::pin::Pin<&mut Self>,

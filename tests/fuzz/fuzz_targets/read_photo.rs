@@ -2,21 +2,16 @@
 //! Content-Type (multipart with a few boundaries, raw image/jpeg or octet-stream, a
 //! Content-Encoding), the second how the body is cut into chunks, the rest is the body. The
 //! reader must never panic, and whatever it accepts is a JPEG under the limit whose SHA-256 is
-//! right; it goes through `actix_multipart::Multipart` exactly as in the server.
+//! right; it goes through `actix_multipart::Multipart` exactly as in the server (the handler only
+//! turns actix's payload into the same `BodyStream`).
 
 #![no_main]
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use actix_web::FromRequest;
-use actix_web::error::PayloadError;
-use actix_web::test::TestRequest;
-use actix_web::web;
 use bytes::Bytes;
-use futures_util::Stream;
 use libfuzzer_sys::fuzz_target;
-use photo_gateway::upload::{UploadLimits, read_photo, sniff};
+use photo_gateway::upload::{BodyError, BodyHeaders, BodyStream, UploadLimits, read_photo, sniff};
 
 const LIMIT: usize = 16 * 1024;
 
@@ -46,37 +41,27 @@ fuzz_target!(|data: &[u8]| {
         6 => "multipart/form-data",
         _ => "multipart/mixed; boundary=b",
     };
-    let mut req = TestRequest::put()
-        .uri("/v1.0/me/photo/$value")
-        .insert_header(("content-type", content_type));
-    if kind & 0x80 != 0 {
-        req = req.insert_header(("content-length", body.len().to_string()));
-    }
-    if kind & 0x40 != 0 {
-        req = req.insert_header(("content-encoding", "identity"));
-    }
-    let (http_req, _) = req.to_http_parts();
+    let headers = BodyHeaders {
+        content_type: Some(content_type.as_bytes()),
+        content_encoding: (kind & 0x40 != 0).then_some(b"identity".as_slice()),
+        content_length: (kind & 0x80 != 0).then_some(body.len()),
+    };
 
     // Chunks of 1..=256 bytes as picked by `cut`.
     let size = (cut as usize % 256) + 1;
-    let chunks: Vec<Result<Bytes, PayloadError>> = body
+    let chunks: Vec<Result<Bytes, BodyError>> = body
         .chunks(size)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
-        Box::pin(futures_util::stream::iter(chunks));
-    let mut dev_payload = actix_web::dev::Payload::from(stream);
+    let stream = BodyStream::new(futures_util::stream::iter(chunks));
 
     RT.with(|rt| {
         rt.block_on(async {
-            let payload = web::Payload::from_request(&http_req, &mut dev_payload)
-                .await
-                .expect("payload extractor never fails");
             let limits = UploadLimits {
                 max_bytes: LIMIT,
                 read_timeout: Duration::from_secs(5),
             };
-            if let Ok(photo) = read_photo(http_req.headers(), payload, limits).await {
+            if let Ok(photo) = read_photo(headers, stream, limits).await {
                 let bytes = photo.to_bytes();
                 assert_eq!(bytes.len(), photo.len());
                 assert!(sniff::is_jpeg(&bytes), "accepted bytes are a JPEG");

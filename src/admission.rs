@@ -8,26 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::AdmissionConfig;
 use crate::error::{ApiError, retry_after_secs};
-
-/// The limits, as configured.
-#[derive(Debug, Clone, Copy)]
-pub struct LimitsConfig {
-    /// Uploads in flight at once (0 = unlimited).
-    pub max_inflight_uploads: usize,
-    /// Photo bytes in flight at once (0 = unlimited).
-    pub max_inflight_bytes: usize,
-    /// Sustained requests per minute per caller (app + user) (0 = unlimited).
-    pub caller_rate_per_min: u32,
-    /// Burst per caller.
-    pub caller_burst: u32,
-    /// Concurrent uploads per app and mailbox (0 = unlimited).
-    pub mailbox_concurrency: usize,
-    /// Bytes per 30 s per app and mailbox (0 = unlimited).
-    pub mailbox_bytes_per_30s: usize,
-    /// How long a request may wait for its mailbox before it is refused.
-    pub mailbox_queue: Duration,
-}
 
 const MAILBOX_WINDOW: Duration = Duration::from_secs(30);
 
@@ -43,8 +25,8 @@ struct Mailbox {
 }
 
 /// Shared admission state.
-pub struct Limits {
-    config: LimitsConfig,
+pub struct Admission {
+    config: AdmissionConfig,
     uploads: Option<Arc<Semaphore>>,
     bytes: Option<Arc<Semaphore>>,
     buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
@@ -52,7 +34,7 @@ pub struct Limits {
 }
 
 /// Budget held by one upload until it is dropped.
-pub struct Admission {
+pub struct Reservation {
     _upload: Option<OwnedSemaphorePermit>,
     _bytes: Option<OwnedSemaphorePermit>,
 }
@@ -68,12 +50,12 @@ fn overloaded(what: &str) -> ApiError {
     ))
 }
 
-impl Limits {
+impl Admission {
     /// Builds the limiters.
-    pub fn new(config: LimitsConfig) -> Limits {
+    pub fn new(config: AdmissionConfig) -> Admission {
         let sem =
             |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
-        Limits {
+        Admission {
             config,
             uploads: sem(config.max_inflight_uploads),
             bytes: sem(config.max_inflight_bytes),
@@ -90,7 +72,7 @@ impl Limits {
     }
 
     /// Reserves the in-flight budgets for an upload of at most `bytes`, or refuses at once.
-    pub fn admit(&self, bytes: usize) -> Result<Admission, ApiError> {
+    pub fn admit(&self, bytes: usize) -> Result<Reservation, ApiError> {
         let upload = match &self.uploads {
             Some(s) => Some(
                 s.clone()
@@ -111,7 +93,7 @@ impl Limits {
             }
             None => None,
         };
-        Ok(Admission {
+        Ok(Reservation {
             _upload: upload,
             _bytes: bytes,
         })
@@ -238,8 +220,8 @@ impl Limits {
 mod tests {
     use super::*;
 
-    fn cfg() -> LimitsConfig {
-        LimitsConfig {
+    fn cfg() -> AdmissionConfig {
+        AdmissionConfig {
             max_inflight_uploads: 2,
             max_inflight_bytes: 1000,
             caller_rate_per_min: 60,
@@ -252,7 +234,7 @@ mod tests {
 
     #[test]
     fn budgets_refuse_at_once_and_free_on_drop() {
-        let l = Limits::new(cfg());
+        let l = Admission::new(cfg());
         let a = l.admit(600).unwrap();
         let b = l.admit(300).unwrap();
         assert!(
@@ -270,7 +252,7 @@ mod tests {
 
     #[test]
     fn caller_bucket_allows_the_burst_then_says_when() {
-        let l = Limits::new(cfg());
+        let l = Admission::new(cfg());
         assert!(l.check_caller("app", "u").is_ok());
         assert!(l.check_caller("app", "u").is_ok());
         match l.check_caller("app", "u") {
@@ -284,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn mailbox_concurrency_and_bytes() {
-        let l = Limits::new(cfg());
+        let l = Admission::new(cfg());
         let slot = l.mailbox("app", "M", 10).await.unwrap();
         assert!(
             matches!(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::UpstreamConfig;
 
 /// Errors building an upstream client.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +17,7 @@ pub enum ClientBuildError {
 }
 
 /// Reads the extra CA bundle once, so all clients share the parsed certificates.
-pub fn extra_roots(config: &Config) -> Result<Vec<reqwest::Certificate>, ClientBuildError> {
+pub fn extra_roots(config: &UpstreamConfig) -> Result<Vec<reqwest::Certificate>, ClientBuildError> {
     let Some(path) = &config.ca_bundle_file else {
         return Ok(Vec::new());
     };
@@ -35,7 +35,7 @@ pub fn extra_roots(config: &Config) -> Result<Vec<reqwest::Certificate>, ClientB
 
 /// Builds a client for one upstream with the given total timeout per request.
 pub fn client(
-    config: &Config,
+    config: &UpstreamConfig,
     roots: &[reqwest::Certificate],
     timeout: Duration,
 ) -> Result<reqwest::Client, ClientBuildError> {

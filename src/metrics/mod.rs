@@ -1,6 +1,8 @@
 //! Prometheus metrics: the recorder (process-global, installed once) and one function per event,
 //! so label sets stay bounded and names are defined in one place.
 
+pub mod server;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -1,0 +1,101 @@
+//! Every default of the configuration, named, in one place. README's configuration table lists
+//! the same values; change both together.
+
+use std::net::SocketAddr;
+
+/// Prefix of every variable the gateway reads.
+pub const PREFIX: &str = "PHOTO_GATEWAY_";
+
+// --- server
+/// API listener.
+pub const LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+/// `/metrics` listener.
+pub const METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
+
+// --- entra
+/// Entra authority host of the public cloud.
+pub const AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// Memory the cached Graph tokens may take.
+pub const TOKEN_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Cached tokens are dropped this long before they expire.
+pub const TOKEN_EXPIRY_MARGIN_SECS: u64 = 300;
+/// Total timeout of one discovery, JWKS or token request.
+pub const TOKEN_TIMEOUT_SECS: u64 = 10;
+
+// --- outbound HTTP
+/// TCP+TLS connect timeout for every upstream.
+pub const CONNECT_TIMEOUT_SECS: u64 = 5;
+
+// --- caller tokens
+/// Delegated scope every caller token must carry.
+pub const REQUIRED_SCOPE: &str = "access_as_user";
+/// Leeway for `exp`/`nbf`.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+/// Largest accepted leeway.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// Longest accepted caller-token lifetime.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
+
+// --- jwks
+/// Periodic refresh of the signing keys.
+pub const JWKS_REFRESH_INTERVAL_SECS: u64 = 43_200;
+/// At most one unknown-`kid` refresh per this period.
+pub const JWKS_UNKNOWN_KID_COOLDOWN_SECS: u64 = 60;
+/// Cap of the backoff while keys cannot be loaded.
+pub const JWKS_RETRY_MAX_BACKOFF_SECS: u64 = 30;
+/// Largest accepted cap of that backoff.
+pub const MAX_JWKS_RETRY_MAX_BACKOFF_SECS: u64 = 300;
+
+// --- graph
+/// Graph's base URL (without `/v1.0`).
+pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
+/// Timeout of one Graph attempt.
+pub const GRAPH_TIMEOUT_SECS: u64 = 30;
+/// Deadline of a Graph call including retries.
+pub const GRAPH_DEADLINE_SECS: u64 = 60;
+/// Retries on Graph 429/503/504.
+pub const GRAPH_MAX_RETRIES: u32 = 3;
+/// Most retries an operator may configure.
+pub const MAX_GRAPH_MAX_RETRIES: u32 = 10;
+/// Least-privilege delegated scopes for writes, per kind of target.
+pub const SCOPE_WRITE_ME: &str = "User.ReadWrite";
+/// Other users' photos.
+pub const SCOPE_WRITE_USERS: &str = "User.ReadWrite.All";
+/// Groups' photos.
+pub const SCOPE_WRITE_GROUPS: &str = "Group.ReadWrite.All";
+/// Contacts' photos (own mailbox or another's).
+pub const SCOPE_WRITE_CONTACTS: &str = "Contacts.ReadWrite";
+
+// --- body
+/// Graph refuses requests of 4 MiB and more: the photo limit is exclusive and can only be lowered.
+pub const MAX_PHOTO_BYTES: usize = 4_194_304;
+/// Deadline for receiving the whole body.
+pub const BODY_READ_TIMEOUT_SECS: u64 = 30;
+
+// --- admission
+/// Uploads in flight at once.
+pub const MAX_INFLIGHT_UPLOADS: usize = 128;
+/// Photo bytes in flight at once.
+pub const MAX_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
+/// Sustained requests per minute per caller (app + user).
+pub const CALLER_RATE_PER_MIN: u32 = 600;
+/// Burst per caller.
+pub const CALLER_BURST: u32 = 60;
+/// Graph's per-mailbox concurrency.
+pub const MAILBOX_CONCURRENCY: usize = 4;
+/// Graph's per-mailbox byte window (bytes per 30 s).
+pub const MAILBOX_BYTES_PER_30S: usize = 15_000_000;
+/// How long a request may wait for its mailbox.
+pub const MAILBOX_QUEUE_SECS: u64 = 2;
+
+// --- telemetry
+/// Log filter.
+pub const LOG_LEVEL: &str = "info";
+
+// --- shutdown
+/// After SIGTERM: keep serving this long while endpoints update.
+pub const SHUTDOWN_DRAIN_SECS: u64 = 5;
+/// After the drain: deadline for in-flight requests.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;

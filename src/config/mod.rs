@@ -1,0 +1,211 @@
+//! One typed, validated configuration, read from `PHOTO_GATEWAY_*` environment variables (and
+//! optionally a `KEY=VALUE` file), in sections, one per component. Every error names the variable
+//! to fix. A leaf: it imports no other module of the gateway.
+//!
+//! - `defaults.rs`: every default, named;
+//! - `source.rs`: the environment and the file, and the typed readers;
+//! - `sections.rs`: the sections and how each is read.
+
+pub mod defaults;
+mod sections;
+mod source;
+
+pub use defaults::PREFIX;
+pub use sections::{
+    AdmissionConfig, BodyConfig, CallerConfig, CredentialConfig, EntraConfig, Grants, GraphConfig,
+    JwksConfig, KindScopes, LogFormat, ScopeConfig, ServerConfig, ShutdownConfig, TelemetryConfig,
+    UpstreamConfig,
+};
+
+use source::Vars;
+
+/// A configuration error that names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The full variable name.
+    pub var: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// The gateway's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listeners and workers.
+    pub server: ServerConfig,
+    /// Outbound HTTP: trusted CAs and connect timeout.
+    pub upstream: UpstreamConfig,
+    /// The tenant, the gateway's app and credential, and the token exchange.
+    pub entra: EntraConfig,
+    /// The tenant's signing keys.
+    pub jwks: JwksConfig,
+    /// Which caller tokens are accepted and what each calling app may change.
+    pub caller: CallerConfig,
+    /// Microsoft Graph and the scopes asked for it.
+    pub graph: GraphConfig,
+    /// What a caller may send.
+    pub body: BodyConfig,
+    /// Budgets and rate limits.
+    pub admission: AdmissionConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+}
+
+impl Config {
+    /// Reads the process environment (and `PHOTO_GATEWAY_CONFIG_FILE` if set).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the configuration from environment-style pairs; a `PHOTO_GATEWAY_CONFIG_FILE`
+    /// among them supplies values for variables not set directly.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let v = Vars::collect(vars)?;
+        Ok(Config {
+            server: ServerConfig::read(&v)?,
+            upstream: UpstreamConfig::read(&v)?,
+            entra: EntraConfig::read(&v)?,
+            jwks: JwksConfig::read(&v)?,
+            caller: CallerConfig::read(&v)?,
+            graph: GraphConfig::read(&v)?,
+            body: BodyConfig::read(&v)?,
+            admission: AdmissionConfig::read(&v)?,
+            telemetry: TelemetryConfig::read(&v)?,
+            shutdown: ShutdownConfig::read(&v)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(String, String)> {
+        vec![
+            (
+                "PHOTO_GATEWAY_TENANT_ID".into(),
+                "11111111-2222-3333-4444-555555555555".into(),
+            ),
+            (
+                "PHOTO_GATEWAY_CLIENT_ID".into(),
+                "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
+            ),
+            ("PHOTO_GATEWAY_CLIENT_SECRET".into(), "s3cret".into()),
+        ]
+    }
+
+    #[test]
+    fn defaults_are_least_privilege_and_qualified() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(
+            c.graph.scopes.write.me,
+            "https://graph.microsoft.com/User.ReadWrite"
+        );
+        assert_eq!(
+            c.graph.scopes.write.contacts,
+            "https://graph.microsoft.com/Contacts.ReadWrite"
+        );
+        assert_eq!(c.body.max_photo_bytes, 4_194_304);
+        assert_eq!(
+            c.entra.app_id_uri,
+            "api://aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_MAX_PHOTO_BYTES".into(), "lots".into()));
+        let e = Config::from_vars(v).unwrap_err();
+        assert_eq!(e.var, "PHOTO_GATEWAY_MAX_PHOTO_BYTES");
+
+        let e = Config::from_vars(vec![]).unwrap_err();
+        assert_eq!(e.var, "PHOTO_GATEWAY_TENANT_ID");
+
+        let mut v = base();
+        v.push((
+            "PHOTO_GATEWAY_GRAPH_BASE_URL".into(),
+            "http://graph.example.com".into(),
+        ));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_GRAPH_BASE_URL"
+        );
+    }
+
+    #[test]
+    fn caller_policy_is_parsed_into_grants_and_unknown_kinds_name_the_variable() {
+        let mut v = base();
+        v.push((
+            "PHOTO_GATEWAY_CALLER_POLICY".into(),
+            "APP-A=users,groups; *=contacts".into(),
+        ));
+        let c = Config::from_vars(v).unwrap();
+        let a = c.caller.policy["app-a"];
+        assert!(a.users && a.groups && !a.contacts);
+        assert!(c.caller.policy["*"].contacts);
+
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_CALLER_POLICY".into(), "x=everything".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_CALLER_POLICY"
+        );
+    }
+
+    #[test]
+    fn workload_identity_variables_are_honoured_and_prefixed_ones_win() {
+        let dir = std::env::temp_dir().join(format!("pgw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "x").unwrap();
+        let v = vec![
+            ("AZURE_TENANT_ID".to_owned(), "tenant-a".to_owned()),
+            ("PHOTO_GATEWAY_TENANT_ID".to_owned(), "tenant-b".to_owned()),
+            ("AZURE_CLIENT_ID".to_owned(), "client-a".to_owned()),
+            (
+                "AZURE_AUTHORITY_HOST".to_owned(),
+                "https://login.microsoftonline.us/".to_owned(),
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+                token.display().to_string(),
+            ),
+        ];
+        let c = Config::from_vars(v).unwrap();
+        assert_eq!(c.entra.tenant_id, "tenant-b");
+        assert_eq!(c.entra.client_id, "client-a");
+        assert_eq!(
+            c.entra.token_endpoint(),
+            "https://login.microsoftonline.us/tenant-b/oauth2/v2.0/token"
+        );
+        assert!(matches!(
+            c.entra.credential,
+            CredentialConfig::FederatedTokenFile(_)
+        ));
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_and_two_credentials_are_not() {
+        let mut v = base();
+        v.push((
+            "PHOTO_GATEWAY_GRAPH_BASE_URL".into(),
+            "http://127.0.0.1:9999".into(),
+        ));
+        assert!(Config::from_vars(v).is_ok());
+        let mut v = base();
+        v.push((
+            "PHOTO_GATEWAY_CLIENT_SECRET_FILE".into(),
+            "/etc/hostname".into(),
+        ));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_CLIENT_SECRET_FILE"
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! The sections of the configuration, each read from its own variables. Plain data: the
+//! components that use a section interpret it; nothing here knows about them.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::ConfigError;
+use super::defaults as d;
+use super::source::{Vars, err, upstream_url};
+
+/// Where the gateway listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The API listener.
+    pub listen_addr: SocketAddr,
+    /// The `/metrics` listener; off when `None`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// HTTP worker threads; the number of CPUs when `None`.
+    pub workers: Option<usize>,
+}
+
+impl ServerConfig {
+    pub(super) fn read(v: &Vars) -> Result<ServerConfig, ConfigError> {
+        let metrics_addr = match v.get("METRICS_ADDR") {
+            None => Some(d::METRICS_ADDR),
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|e| err("METRICS_ADDR", format!("cannot parse {a:?}: {e}")))?,
+            ),
+        };
+        let workers: usize = v.parse("WORKERS", 0)?;
+        Ok(ServerConfig {
+            listen_addr: v.parse("LISTEN_ADDR", d::LISTEN_ADDR)?,
+            metrics_addr,
+            workers: (workers > 0).then_some(workers),
+        })
+    }
+}
+
+/// How outbound HTTP clients reach Entra and Graph.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Extra CA certificates (PEM) trusted for upstream TLS.
+    pub ca_bundle_file: Option<PathBuf>,
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl UpstreamConfig {
+    pub(super) fn read(v: &Vars) -> Result<UpstreamConfig, ConfigError> {
+        let ca_bundle_file = v.get("CA_BUNDLE_FILE").map(PathBuf::from);
+        if let Some(p) = &ca_bundle_file
+            && !p.is_file()
+        {
+            return Err(err(
+                "CA_BUNDLE_FILE",
+                format!("{p:?} is not a readable file"),
+            ));
+        }
+        Ok(UpstreamConfig {
+            ca_bundle_file,
+            connect_timeout: v.secs("CONNECT_TIMEOUT_SECS", d::CONNECT_TIMEOUT_SECS)?,
+        })
+    }
+}
+
+/// How the gateway proves its own identity to Entra.
+#[derive(Debug, Clone)]
+pub enum CredentialConfig {
+    /// A client secret given directly.
+    Secret(SecretString),
+    /// A client secret read from a file (re-read when it changes).
+    SecretFile(PathBuf),
+    /// A certificate and its private key (PEM), for a PS256 client assertion.
+    Certificate {
+        /// PEM certificate (may also hold the key).
+        cert_file: PathBuf,
+        /// PEM private key.
+        key_file: PathBuf,
+    },
+    /// Workload identity federation: a token file used as the client assertion.
+    FederatedTokenFile(PathBuf),
+}
+
+/// The tenant, the gateway's app registration and its token exchange.
+#[derive(Debug, Clone)]
+pub struct EntraConfig {
+    /// Entra tenant id (GUID) or domain.
+    pub tenant_id: String,
+    /// The gateway app registration's client id.
+    pub client_id: String,
+    /// The gateway's App ID URI (v1 tokens carry it as `aud`).
+    pub app_id_uri: String,
+    /// Entra authority host, e.g. `https://login.microsoftonline.com`.
+    pub authority_host: Url,
+    /// The gateway's credential.
+    pub credential: CredentialConfig,
+    /// Total timeout of one discovery, JWKS or token request.
+    pub request_timeout: Duration,
+    /// Memory the cached Graph tokens may take, in bytes.
+    pub token_cache_max_bytes: u64,
+    /// Cached tokens are dropped this long before they expire.
+    pub token_expiry_margin: Duration,
+}
+
+impl EntraConfig {
+    pub(super) fn read(v: &Vars) -> Result<EntraConfig, ConfigError> {
+        let (tenant_var, tenant_id) = v
+            .get_or_azure("TENANT_ID", "AZURE_TENANT_ID")
+            .ok_or_else(|| err("TENANT_ID", "required: the Entra tenant id (GUID)"))?;
+        if !tenant_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            || matches!(
+                tenant_id.to_ascii_lowercase().as_str(),
+                "common" | "organizations" | "consumers"
+            )
+        {
+            return Err(err(
+                &tenant_var,
+                "must be a tenant id or domain; not common/organizations/consumers (On-Behalf-Of needs the tenant)",
+            ));
+        }
+        let (_, client_id) = v
+            .get_or_azure("CLIENT_ID", "AZURE_CLIENT_ID")
+            .ok_or_else(|| {
+                err(
+                    "CLIENT_ID",
+                    "required: the gateway app registration's client id",
+                )
+            })?;
+        let app_id_uri = v
+            .get("APP_ID_URI")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("api://{client_id}"));
+        let authority_host = match v.get_or_azure("AUTHORITY_HOST", "AZURE_AUTHORITY_HOST") {
+            Some((name, val)) => upstream_url(&name, val)?,
+            None => upstream_url("AUTHORITY_HOST", d::AUTHORITY_HOST)?,
+        };
+        Ok(EntraConfig {
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            app_id_uri,
+            authority_host,
+            credential: credential(v)?,
+            request_timeout: v.secs("TOKEN_TIMEOUT_SECS", d::TOKEN_TIMEOUT_SECS)?,
+            token_cache_max_bytes: v.parse("TOKEN_CACHE_MAX_BYTES", d::TOKEN_CACHE_MAX_BYTES)?,
+            token_expiry_margin: v.secs("TOKEN_EXPIRY_MARGIN_SECS", d::TOKEN_EXPIRY_MARGIN_SECS)?,
+        })
+    }
+
+    fn base(&self) -> String {
+        format!(
+            "{}/{}",
+            self.authority_host.as_str().trim_end_matches('/'),
+            self.tenant_id
+        )
+    }
+
+    /// The v2 OIDC discovery document of the tenant.
+    pub fn discovery_url_v2(&self) -> String {
+        format!("{}/v2.0/.well-known/openid-configuration", self.base())
+    }
+
+    /// The v1 OIDC discovery document of the tenant.
+    pub fn discovery_url_v1(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.base())
+    }
+
+    /// The tenant's v2 token endpoint.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/v2.0/token", self.base())
+    }
+}
+
+fn credential(v: &Vars) -> Result<CredentialConfig, ConfigError> {
+    let mut found: Vec<(&str, CredentialConfig)> = Vec::new();
+    if let Some(s) = v.get("CLIENT_SECRET") {
+        found.push((
+            "CLIENT_SECRET",
+            CredentialConfig::Secret(SecretString::from(s.to_owned())),
+        ));
+    }
+    if let Some(p) = v.get("CLIENT_SECRET_FILE") {
+        found.push((
+            "CLIENT_SECRET_FILE",
+            CredentialConfig::SecretFile(PathBuf::from(p)),
+        ));
+    }
+    if let Some(cert) = v.get("CLIENT_CERTIFICATE_FILE") {
+        let key = v.get("CLIENT_CERTIFICATE_KEY_FILE").unwrap_or(cert);
+        found.push((
+            "CLIENT_CERTIFICATE_FILE",
+            CredentialConfig::Certificate {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+            },
+        ));
+    }
+    if let Some(p) = v.get("FEDERATED_TOKEN_FILE") {
+        found.push((
+            "FEDERATED_TOKEN_FILE",
+            CredentialConfig::FederatedTokenFile(PathBuf::from(p)),
+        ));
+    }
+    match found.len() {
+        0 => match v.raw("AZURE_FEDERATED_TOKEN_FILE") {
+            Some(p) => Ok(CredentialConfig::FederatedTokenFile(PathBuf::from(p))),
+            None => Err(err(
+                "CLIENT_SECRET",
+                "no credential: set one of PHOTO_GATEWAY_CLIENT_SECRET, PHOTO_GATEWAY_CLIENT_SECRET_FILE, PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE or PHOTO_GATEWAY_FEDERATED_TOKEN_FILE (or AZURE_FEDERATED_TOKEN_FILE)",
+            )),
+        },
+        1 => {
+            let (name, cred) = found.remove(0);
+            let path = match &cred {
+                CredentialConfig::SecretFile(p) | CredentialConfig::FederatedTokenFile(p) => {
+                    Some(p.clone())
+                }
+                CredentialConfig::Certificate { cert_file, .. } => Some(cert_file.clone()),
+                CredentialConfig::Secret(_) => None,
+            };
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return Err(err(name, format!("{p:?} is not a readable file")));
+            }
+            if let CredentialConfig::Certificate { key_file, .. } = &cred
+                && !key_file.is_file()
+            {
+                return Err(err(
+                    "CLIENT_CERTIFICATE_KEY_FILE",
+                    format!("{key_file:?} is not a readable file"),
+                ));
+            }
+            Ok(cred)
+        }
+        _ => Err(err(
+            found[1].0,
+            format!(
+                "several credentials are set ({}); set exactly one",
+                found
+                    .iter()
+                    .map(|(n, _)| format!("{}{n}", d::PREFIX))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// The tenant's signing keys.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    /// Periodic refresh.
+    pub refresh_interval: Duration,
+    /// Minimum time between refreshes caused by unknown `kid`s.
+    pub unknown_kid_cooldown: Duration,
+    /// Cap of the backoff between failed loads.
+    pub retry_max_backoff: Duration,
+    /// Accepted issuers; read from discovery when `None`.
+    pub issuers_override: Option<Vec<String>>,
+}
+
+impl JwksConfig {
+    pub(super) fn read(v: &Vars) -> Result<JwksConfig, ConfigError> {
+        let retry_max_backoff = v.secs(
+            "JWKS_RETRY_MAX_BACKOFF_SECS",
+            d::JWKS_RETRY_MAX_BACKOFF_SECS,
+        )?;
+        if retry_max_backoff.is_zero()
+            || retry_max_backoff > Duration::from_secs(d::MAX_JWKS_RETRY_MAX_BACKOFF_SECS)
+        {
+            return Err(err(
+                "JWKS_RETRY_MAX_BACKOFF_SECS",
+                format!(
+                    "must be between 1 and {}",
+                    d::MAX_JWKS_RETRY_MAX_BACKOFF_SECS
+                ),
+            ));
+        }
+        Ok(JwksConfig {
+            refresh_interval: v
+                .secs("JWKS_REFRESH_INTERVAL_SECS", d::JWKS_REFRESH_INTERVAL_SECS)?,
+            unknown_kid_cooldown: v.secs(
+                "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
+                d::JWKS_UNKNOWN_KID_COOLDOWN_SECS,
+            )?,
+            retry_max_backoff,
+            issuers_override: v.list("ISSUERS"),
+        })
+    }
+}
+
+/// Which kinds of other people's targets one calling app may change, beyond the signed-in user's
+/// own photo and own contacts (which every allowed caller may change).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Other users' photos (`users`).
+    pub users: bool,
+    /// Groups' photos (`groups`).
+    pub groups: bool,
+    /// Other users' contacts' photos (`contacts`).
+    pub contacts: bool,
+}
+
+/// Who may call, with which token, and what each calling app may change.
+#[derive(Debug, Clone)]
+pub struct CallerConfig {
+    /// Delegated scopes every caller token must carry.
+    pub required_scopes: Vec<String>,
+    /// Calling client ids (`azp`/`appid`, lowercase) allowed; all when `None`.
+    pub allowed_client_ids: Option<HashSet<String>>,
+    /// Leeway for `exp`/`nbf`, seconds.
+    pub clock_skew_secs: u64,
+    /// Longest accepted token lifetime, seconds.
+    pub max_token_lifetime_secs: u64,
+    /// Grants per calling client id (lowercase; `*` for every caller).
+    pub policy: HashMap<String, Grants>,
+}
+
+impl CallerConfig {
+    pub(super) fn read(v: &Vars) -> Result<CallerConfig, ConfigError> {
+        let clock_skew_secs = v.parse("CLOCK_SKEW_SECS", d::CLOCK_SKEW_SECS)?;
+        if clock_skew_secs > d::MAX_CLOCK_SKEW_SECS {
+            return Err(err(
+                "CLOCK_SKEW_SECS",
+                format!("at most {}", d::MAX_CLOCK_SKEW_SECS),
+            ));
+        }
+        Ok(CallerConfig {
+            required_scopes: v
+                .list("REQUIRED_SCOPES")
+                .unwrap_or_else(|| vec![d::REQUIRED_SCOPE.to_owned()]),
+            allowed_client_ids: v
+                .list("ALLOWED_CLIENT_IDS")
+                .map(|l| l.into_iter().map(|s| s.to_ascii_lowercase()).collect()),
+            clock_skew_secs,
+            max_token_lifetime_secs: v
+                .parse("MAX_TOKEN_LIFETIME_SECS", d::MAX_TOKEN_LIFETIME_SECS)?,
+            policy: parse_policy(v.get("CALLER_POLICY").unwrap_or(""))
+                .map_err(|e| err("CALLER_POLICY", e))?,
+        })
+    }
+}
+
+/// Parses `client-id=users,groups;other-id=contacts;*=groups`.
+fn parse_policy(text: &str) -> Result<HashMap<String, Grants>, String> {
+    let mut policy: HashMap<String, Grants> = HashMap::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (client, kinds) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{entry:?} is not `client-id=kind,kind`"))?;
+        let grants = policy
+            .entry(client.trim().to_ascii_lowercase())
+            .or_default();
+        for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            match kind.to_ascii_lowercase().as_str() {
+                "users" => grants.users = true,
+                "groups" => grants.groups = true,
+                "contacts" => grants.contacts = true,
+                other => return Err(format!("unknown kind {other:?} (users, groups, contacts)")),
+            }
+        }
+    }
+    Ok(policy)
+}
+
+/// Delegated Graph scopes for one kind of access, per kind of target, fully qualified.
+#[derive(Debug, Clone)]
+pub struct KindScopes {
+    /// The signed-in user's own photo (`/me`).
+    pub me: String,
+    /// A user's photo (`/users/{id}`).
+    pub users: String,
+    /// A group's photo.
+    pub groups: String,
+    /// A contact's photo (every contact path).
+    pub contacts: String,
+}
+
+/// Delegated Graph scopes per access; only writes exist so far.
+#[derive(Debug, Clone)]
+pub struct ScopeConfig {
+    /// PUT and PATCH.
+    pub write: KindScopes,
+}
+
+/// Microsoft Graph and how it is called.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    /// Graph base URL, e.g. `https://graph.microsoft.com`.
+    pub base_url: Url,
+    /// The resource Graph scopes are qualified with.
+    pub scope_resource: String,
+    /// Total timeout of one Graph attempt.
+    pub attempt_timeout: Duration,
+    /// Deadline for a Graph call including retries.
+    pub deadline: Duration,
+    /// Retries on Graph 429/503/504.
+    pub max_retries: u32,
+    /// Scopes per access and kind of target.
+    pub scopes: ScopeConfig,
+}
+
+impl GraphConfig {
+    pub(super) fn read(v: &Vars) -> Result<GraphConfig, ConfigError> {
+        let base_url = upstream_url(
+            &format!("{}GRAPH_BASE_URL", d::PREFIX),
+            v.get("GRAPH_BASE_URL").unwrap_or(d::GRAPH_BASE_URL),
+        )?;
+        let scope_resource = v
+            .get("GRAPH_SCOPE_RESOURCE")
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| base_url.origin().ascii_serialization());
+        let scope =
+            |key: &str, default: &str| qualify(&scope_resource, v.get(key).unwrap_or(default));
+        let scopes = ScopeConfig {
+            write: KindScopes {
+                me: scope("SCOPE_ME", d::SCOPE_WRITE_ME),
+                users: scope("SCOPE_USERS", d::SCOPE_WRITE_USERS),
+                groups: scope("SCOPE_GROUPS", d::SCOPE_WRITE_GROUPS),
+                contacts: scope("SCOPE_CONTACTS", d::SCOPE_WRITE_CONTACTS),
+            },
+        };
+        let max_retries: u32 = v.parse("GRAPH_MAX_RETRIES", d::GRAPH_MAX_RETRIES)?;
+        if max_retries > d::MAX_GRAPH_MAX_RETRIES {
+            return Err(err(
+                "GRAPH_MAX_RETRIES",
+                format!("at most {}", d::MAX_GRAPH_MAX_RETRIES),
+            ));
+        }
+        Ok(GraphConfig {
+            attempt_timeout: v.secs("GRAPH_TIMEOUT_SECS", d::GRAPH_TIMEOUT_SECS)?,
+            deadline: v.secs("GRAPH_DEADLINE_SECS", d::GRAPH_DEADLINE_SECS)?,
+            max_retries,
+            scopes,
+            base_url,
+            scope_resource,
+        })
+    }
+
+    /// Audiences that identify Microsoft Graph: a caller token for Graph is refused.
+    pub fn audiences(&self) -> Vec<String> {
+        vec![
+            "https://graph.microsoft.com".into(),
+            "https://graph.microsoft.com/".into(),
+            "00000003-0000-0000-c000-000000000000".into(),
+            self.scope_resource.clone(),
+            format!("{}/", self.scope_resource),
+        ]
+    }
+}
+
+fn qualify(resource: &str, scope: &str) -> String {
+    if scope.contains("://") || scope.starts_with("api://") {
+        scope.to_owned()
+    } else {
+        format!("{}/{}", resource.trim_end_matches('/'), scope)
+    }
+}
+
+/// What a caller may send.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyConfig {
+    /// Exclusive photo size limit in bytes.
+    pub max_photo_bytes: usize,
+    /// Deadline for receiving the whole body.
+    pub read_timeout: Duration,
+}
+
+impl BodyConfig {
+    pub(super) fn read(v: &Vars) -> Result<BodyConfig, ConfigError> {
+        let max_photo_bytes: usize = v.parse("MAX_PHOTO_BYTES", d::MAX_PHOTO_BYTES)?;
+        if max_photo_bytes == 0 || max_photo_bytes > d::MAX_PHOTO_BYTES {
+            return Err(err(
+                "MAX_PHOTO_BYTES",
+                format!(
+                    "must be between 1 and {} (Graph refuses requests of 4 MiB and more)",
+                    d::MAX_PHOTO_BYTES
+                ),
+            ));
+        }
+        let read_timeout = v.secs("BODY_READ_TIMEOUT_SECS", d::BODY_READ_TIMEOUT_SECS)?;
+        if read_timeout.is_zero() {
+            return Err(err("BODY_READ_TIMEOUT_SECS", "must be positive"));
+        }
+        Ok(BodyConfig {
+            max_photo_bytes,
+            read_timeout,
+        })
+    }
+}
+
+/// Budgets and rate limits; 0 switches a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionConfig {
+    /// Uploads in flight at once.
+    pub max_inflight_uploads: usize,
+    /// Photo bytes in flight at once.
+    pub max_inflight_bytes: usize,
+    /// Sustained requests per minute per caller (app + user).
+    pub caller_rate_per_min: u32,
+    /// Burst per caller.
+    pub caller_burst: u32,
+    /// Concurrent uploads per app and mailbox.
+    pub mailbox_concurrency: usize,
+    /// Bytes per 30 s per app and mailbox.
+    pub mailbox_bytes_per_30s: usize,
+    /// How long a request may wait for its mailbox before it is refused.
+    pub mailbox_queue: Duration,
+}
+
+impl AdmissionConfig {
+    pub(super) fn read(v: &Vars) -> Result<AdmissionConfig, ConfigError> {
+        Ok(AdmissionConfig {
+            max_inflight_uploads: v.parse("MAX_INFLIGHT_UPLOADS", d::MAX_INFLIGHT_UPLOADS)?,
+            max_inflight_bytes: v.parse("MAX_INFLIGHT_BYTES", d::MAX_INFLIGHT_BYTES)?,
+            caller_rate_per_min: v.parse("CALLER_RATE_PER_MIN", d::CALLER_RATE_PER_MIN)?,
+            caller_burst: v.parse("CALLER_BURST", d::CALLER_BURST)?,
+            mailbox_concurrency: v.parse("MAILBOX_CONCURRENCY", d::MAILBOX_CONCURRENCY)?,
+            mailbox_bytes_per_30s: v.parse("MAILBOX_BYTES_PER_30S", d::MAILBOX_BYTES_PER_30S)?,
+            mailbox_queue: v.secs("MAILBOX_QUEUE_SECS", d::MAILBOX_QUEUE_SECS)?,
+        })
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs (spans are exported per the standard `OTEL_*` variables).
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax).
+    pub log_level: String,
+}
+
+impl TelemetryConfig {
+    pub(super) fn read(v: &Vars) -> Result<TelemetryConfig, ConfigError> {
+        let log_format = match v.get("LOG_FORMAT").unwrap_or("json") {
+            f if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+            f if f.eq_ignore_ascii_case("pretty") || f.eq_ignore_ascii_case("text") => {
+                LogFormat::Pretty
+            }
+            other => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("{other:?}: expected json or pretty"),
+                ));
+            }
+        };
+        Ok(TelemetryConfig {
+            log_format,
+            log_level: v.get("LOG_LEVEL").unwrap_or(d::LOG_LEVEL).to_owned(),
+        })
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownConfig {
+    /// After SIGTERM: keep serving this long while endpoints update.
+    pub drain: Duration,
+    /// After the drain: deadline for in-flight requests.
+    pub timeout: Duration,
+}
+
+impl ShutdownConfig {
+    pub(super) fn read(v: &Vars) -> Result<ShutdownConfig, ConfigError> {
+        Ok(ShutdownConfig {
+            drain: v.secs("SHUTDOWN_DRAIN_SECS", d::SHUTDOWN_DRAIN_SECS)?,
+            timeout: v.secs("SHUTDOWN_TIMEOUT_SECS", d::SHUTDOWN_TIMEOUT_SECS)?,
+        })
+    }
+}

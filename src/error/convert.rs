@@ -1,0 +1,111 @@
+//! How the failures of the lower rooms become caller-facing errors: the token exchange
+//! (`OboError`), the path parser (`TargetError`) and the Graph client (`GraphFailure`).
+
+use super::{ApiError, retry_after_secs};
+use crate::graph::{GraphErrorInfo, GraphFailure, TargetError};
+use crate::token::OboError;
+
+impl From<&OboError> for ApiError {
+    fn from(e: &OboError) -> ApiError {
+        match e {
+            OboError::ConsentRequired { description, scope } => ApiError::ConsentRequired {
+                detail: format!(
+                    "the user or an administrator must consent to {scope} for this gateway: {description}"
+                ),
+                scope: scope.clone(),
+            },
+            OboError::ClaimsChallenge {
+                description,
+                claims,
+            } => ApiError::ClaimsChallenge {
+                detail: format!(
+                    "Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"
+                ),
+                claims: claims.clone(),
+            },
+            OboError::AssertionRejected(d) => ApiError::InvalidToken(format!(
+                "Entra rejected the token in the On-Behalf-Of exchange: {d}"
+            )),
+            OboError::CredentialRejected(d) => ApiError::GatewayCredentialRejected(format!(
+                "Entra rejected the gateway's own credential; an operator must fix the client secret, certificate or federated identity configuration: {d}"
+            )),
+            OboError::Refused(d) => {
+                ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}"))
+            }
+            OboError::Unavailable {
+                description,
+                retry_after,
+            } => ApiError::IdentityUnavailable {
+                detail: format!("Entra ID could not issue a Graph token: {description}"),
+                retry_after: retry_after_secs(*retry_after),
+            },
+        }
+    }
+}
+
+impl From<OboError> for ApiError {
+    fn from(e: OboError) -> ApiError {
+        ApiError::from(&e)
+    }
+}
+
+/// A path that is not a photo target: 404 for another path, 400 for a bad id in a photo path.
+pub fn target_error(e: TargetError, path: &str) -> ApiError {
+    match e {
+        TargetError::NoSuchRoute => ApiError::NotFound(format!(
+            "{path} is not one of Graph's photo update paths (see /docs)"
+        )),
+        TargetError::InvalidId(why) => ApiError::InvalidTarget(why),
+    }
+}
+
+/// What Graph called itself in a failure: its error code, else the status.
+fn what(info: &GraphErrorInfo) -> String {
+    info.code
+        .clone()
+        .unwrap_or_else(|| format!("HTTP {}", info.status))
+}
+
+impl From<GraphFailure> for ApiError {
+    fn from(f: GraphFailure) -> ApiError {
+        match f {
+            GraphFailure::Unauthorized { info, .. } => ApiError::GraphRejectedToken {
+                detail: "Microsoft Graph refused the gateway's token even after a fresh exchange"
+                    .into(),
+                graph: Box::new(info),
+            },
+            GraphFailure::Rejected(info) => ApiError::GraphRejected {
+                detail: match &info.message {
+                    Some(m) => format!("Microsoft Graph refused the photo ({}): {m}", what(&info)),
+                    None => format!("Microsoft Graph refused the photo ({})", what(&info)),
+                },
+                graph: Box::new(info),
+            },
+            GraphFailure::Unavailable { retry_after, info } => ApiError::GraphUnavailable {
+                detail: format!(
+                    "Microsoft Graph is throttling or unavailable ({}); retry later",
+                    what(&info)
+                ),
+                // Graph said nothing: a few seconds is what its own guidance suggests.
+                retry_after: retry_after.map(retry_after_secs).unwrap_or(5),
+                graph: Box::new(info),
+            },
+            GraphFailure::ServerError(info) => ApiError::GraphError {
+                detail: format!("Microsoft Graph failed ({})", what(&info)),
+                graph: Box::new(info),
+            },
+            GraphFailure::ConnectFailed => ApiError::GraphUnreachable(
+                "Microsoft Graph could not be reached (connection refused or failed)".into(),
+            ),
+            GraphFailure::Reset => ApiError::GraphUnreachable(
+                "the connection to Microsoft Graph was reset before it answered".into(),
+            ),
+            GraphFailure::AttemptTimeout => {
+                ApiError::GraphTimeout("Microsoft Graph did not answer within the deadline".into())
+            }
+            GraphFailure::DeadlinePassed => ApiError::GraphTimeout(
+                "Microsoft Graph did not accept the photo within the gateway's deadline".into(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Startup: builds every component from its section of the configuration, binds the listeners,
+//! and runs until the shutdown handle (or a signal) stops it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::admission::Admission;
+use crate::auth::{CallerPolicy, KeyStore, TokenValidator};
+use crate::config::Config;
+use crate::graph::{GraphClient, Scopes};
+use crate::service::PhotoService;
+use crate::shutdown::{ShutdownHandle, wait_for_signal};
+use crate::state::AppState;
+use crate::telemetry::GatewayRootSpan;
+use crate::token::{Credential, OboClient, TokenCache};
+use crate::upload::UploadLimits;
+use crate::{http, metrics, outbound, telemetry};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// An upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] outbound::ClientBuildError),
+    /// A listener could not be bound.
+    #[error("{var}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The variable naming the address.
+        var: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The assembled service, bound and ready to run.
+pub struct Application {
+    port: u16,
+    metrics_port: Option<u16>,
+    server: Server,
+    metrics_server: Option<Server>,
+    shutdown: ShutdownHandle,
+}
+
+impl Application {
+    /// Builds every component, binds the listeners and starts loading the signing keys in the
+    /// background (the service reports ready once they are loaded).
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let roots = outbound::extra_roots(&config.upstream)?;
+        let entra_http = outbound::client(&config.upstream, &roots, config.entra.request_timeout)?;
+        let graph_http = outbound::client(&config.upstream, &roots, config.graph.attempt_timeout)?;
+
+        let keys = Arc::new(KeyStore::new(
+            entra_http.clone(),
+            config.entra.discovery_url_v2(),
+            config.entra.discovery_url_v1(),
+            config.jwks.issuers_override.clone(),
+            config.jwks.unknown_kid_cooldown,
+        ));
+        keys.clone()
+            .spawn_maintenance(config.jwks.refresh_interval, config.jwks.retry_max_backoff);
+
+        let entra = &config.entra;
+        let obo = OboClient::new(
+            entra_http,
+            entra.token_endpoint(),
+            entra.client_id.clone(),
+            Credential::new(entra.credential.clone()),
+            entra.token_expiry_margin,
+        );
+        let photos = Arc::new(PhotoService {
+            validator: TokenValidator::new(
+                &config.caller,
+                vec![entra.client_id.clone(), entra.app_id_uri.clone()],
+                config.graph.audiences(),
+                keys.clone(),
+            ),
+            tokens: TokenCache::new(obo, entra.token_cache_max_bytes),
+            graph: GraphClient::new(
+                graph_http,
+                config.graph.base_url.as_str(),
+                config.graph.attempt_timeout,
+                config.graph.deadline,
+                config.graph.max_retries,
+            ),
+            scopes: Scopes::new(config.graph.scopes.clone()),
+            upload: UploadLimits {
+                max_bytes: config.body.max_photo_bytes,
+                read_timeout: config.body.read_timeout,
+            },
+            policy: CallerPolicy::new(config.caller.policy.clone()),
+            admission: Admission::new(config.admission),
+        });
+        let draining = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            photos,
+            keys,
+            draining: draining.clone(),
+        });
+
+        let listener =
+            TcpListener::bind(config.server.listen_addr).map_err(|source| StartupError::Bind {
+                var: "PHOTO_GATEWAY_LISTEN_ADDR",
+                addr: config.server.listen_addr,
+                source,
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(http::panic::catch_panic))
+                .wrap(TracingLogger::<GatewayRootSpan>::new())
+                .wrap(from_fn(telemetry::request_context))
+                .configure(http::routes)
+        })
+        .on_connect(http::conn::remember_socket)
+        .disable_signals()
+        .shutdown_timeout(config.shutdown.timeout.as_secs());
+        if let Some(w) = config.server.workers {
+            server = server.workers(w);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                var: "PHOTO_GATEWAY_LISTEN_ADDR",
+                addr: config.server.listen_addr,
+                source,
+            })?
+            .run();
+
+        let (metrics_server, metrics_port) = match config.server.metrics_addr {
+            Some(addr) => {
+                let (s, p) = metrics::server::start(addr)?;
+                (Some(s), Some(p))
+            }
+            None => (None, None),
+        };
+        let mut handles = vec![server.handle()];
+        handles.extend(metrics_server.as_ref().map(|s| s.handle()));
+        let shutdown = ShutdownHandle {
+            draining,
+            drain: config.shutdown.drain,
+            servers: handles,
+        };
+        tracing::info!(port, metrics_port, "photo-gateway listening");
+        Ok(Application {
+            port,
+            metrics_port,
+            server,
+            metrics_server,
+            shutdown,
+        })
+    }
+
+    /// The API port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The metrics port, when metrics are served.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    /// A handle that starts the graceful shutdown.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the servers are stopped (through the shutdown handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        match self.metrics_server {
+            Some(m) => {
+                let (a, b) = tokio::join!(self.server, m);
+                a.and(b)
+            }
+            None => self.server.await,
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_with_signals(self) -> std::io::Result<()> {
+        let handle = self.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            handle.shutdown().await;
+        });
+        self.run_until_stopped().await
+    }
+}
