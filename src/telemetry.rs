@@ -15,9 +15,9 @@ use tracing_subscriber::fmt::MakeWriter;
 pub use crate::config::LogFormat;
 
 /// Header carrying the request id to and from callers.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Graph's and the SDKs' name for the caller-chosen request id.
-pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
 tokio::task_local! {
     static REQUEST_ID: RequestId;
@@ -42,7 +42,7 @@ pub fn current_request_id() -> String {
 }
 
 /// True for ids safe to echo and forward: 1–128 characters of `[A-Za-z0-9._:-]`.
-pub fn is_sane_request_id(v: &str) -> bool {
+fn is_sane_request_id(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
         && v.bytes()
@@ -128,7 +128,7 @@ pub struct RouteTemplate(pub &'static str);
 
 /// When the request entered the gateway.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestStart(pub Instant);
+struct RequestStart(Instant);
 
 /// Root span per request: request id, method, route template, status, latency, calling app and
 /// target kind. Never the raw query string (it may carry a token) and never headers.
@@ -302,7 +302,7 @@ pub fn outbound_traceparent(caller: Option<&str>) -> Option<String> {
 }
 
 /// True for a syntactically valid W3C `traceparent` (version 00).
-pub fn is_traceparent(v: &str) -> bool {
+fn is_traceparent(v: &str) -> bool {
     let b = v.as_bytes();
     b.len() == 55
         && b[2] == b'-'

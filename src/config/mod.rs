@@ -139,6 +139,27 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_read_is_documented_in_readme() {
+        let sections = include_str!("sections.rs");
+        let readme = include_str!("../../README.md");
+        let mut keys = Vec::new();
+        for pattern in ["v.get(\"", "v.parse(\"", "v.secs(\"", "v.list(\"", "get_or_azure(\""] {
+            for (i, _) in sections.match_indices(pattern) {
+                let rest = &sections[i + pattern.len()..];
+                if let Some(end) = rest.find('"') {
+                    keys.push(&rest[..end]);
+                }
+            }
+        }
+        assert!(keys.len() > 30, "the scan found the variables: {keys:?}");
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| !readme.contains(&format!("`{k}`")) && !readme.contains(&format!("`{k}` ")))
+            .collect();
+        assert!(missing.is_empty(), "README's configuration table lacks {missing:?}");
+    }
+
+    #[test]
     fn caller_policy_is_parsed_into_grants_and_unknown_kinds_name_the_variable() {
         let mut v = base();
         v.push((

@@ -206,7 +206,7 @@ pub struct Problem {
 }
 
 /// Base of the problem `type` URIs.
-pub const PROBLEM_TYPE_BASE: &str = "https://photo-gateway.dev/problems/";
+const PROBLEM_TYPE_BASE: &str = "https://photo-gateway.dev/problems/";
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -168,7 +168,7 @@ fn literal(seg: &str, want: &str) -> bool {
 }
 
 /// Checks a decoded id: not empty, not `.`/`..`, no `/`, `\` or control characters.
-pub fn validate_id(what: &str, raw: &str) -> Result<String, TargetError> {
+fn validate_id(what: &str, raw: &str) -> Result<String, TargetError> {
     let id = decode(raw).ok_or_else(|| {
         TargetError::InvalidId(format!(
             "the {what} id is not valid UTF-8 after percent-decoding"

@@ -40,7 +40,7 @@ Every failure is `application/problem+json` (RFC 9457) with a stable `code` and 
         (name = "health", description = "Probes")
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerScheme;
 

@@ -37,7 +37,7 @@ pub struct UploadLimits {
 
 impl UploadLimits {
     /// The most bytes a request body may take on the wire: the photo plus a multipart envelope.
-    pub fn max_body_bytes(&self) -> usize {
+    fn max_body_bytes(&self) -> usize {
         self.max_bytes + MULTIPART_ENVELOPE_ALLOWANCE
     }
 
