@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 /// Prefix of every variable the gateway reads.
 pub const PREFIX: &str = "PHOTO_GATEWAY_";
 
+/// Longest duration any setting may have.
+pub const MAX_SECS: u64 = 7 * 24 * 3600;
+
 // --- server
 /// API listener.
 pub const LISTEN_ADDR: SocketAddr =
@@ -89,6 +92,10 @@ pub const MAILBOX_CONCURRENCY: usize = 4;
 pub const MAILBOX_BYTES_PER_30S: usize = 15_000_000;
 /// How long a request may wait for its mailbox.
 pub const MAILBOX_QUEUE_SECS: u64 = 2;
+/// Longest wait for a mailbox: Graph's own deadline is about a minute.
+pub const MAX_MAILBOX_QUEUE_SECS: u64 = 60;
+/// Most concurrent uploads per mailbox an operator may allow (Graph allows 4).
+pub const MAX_MAILBOX_CONCURRENCY: usize = 1000;
 
 // --- telemetry
 /// Log filter.

@@ -143,7 +143,13 @@ mod tests {
         let sections = include_str!("sections.rs");
         let readme = include_str!("../../README.md");
         let mut keys = Vec::new();
-        for pattern in ["v.get(\"", "v.parse(\"", "v.secs(\"", "v.list(\"", "get_or_azure(\""] {
+        for pattern in [
+            "v.get(\"",
+            "v.parse(\"",
+            "v.secs(\"",
+            "v.list(\"",
+            "get_or_azure(\"",
+        ] {
             for (i, _) in sections.match_indices(pattern) {
                 let rest = &sections[i + pattern.len()..];
                 if let Some(end) = rest.find('"') {
@@ -156,7 +162,25 @@ mod tests {
             .iter()
             .filter(|k| !readme.contains(&format!("`{k}`")) && !readme.contains(&format!("`{k}` ")))
             .collect();
-        assert!(missing.is_empty(), "README's configuration table lacks {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "README's configuration table lacks {missing:?}"
+        );
+    }
+
+    #[test]
+    fn numbers_that_would_overflow_later_are_refused_at_start() {
+        for (var, value) in [
+            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "2305843009213693952"),
+            ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "1e12"),
+            ("PHOTO_GATEWAY_GRAPH_DEADLINE_SECS", "1e15"),
+            ("PHOTO_GATEWAY_BODY_READ_TIMEOUT_SECS", "1e300"),
+            ("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "inf"),
+        ] {
+            let mut v = base();
+            v.push((var.into(), value.into()));
+            assert_eq!(Config::from_vars(v).unwrap_err().var, var, "{var}={value}");
+        }
     }
 
     #[test]

@@ -519,14 +519,31 @@ pub struct AdmissionConfig {
 
 impl AdmissionConfig {
     pub(super) fn read(v: &Vars) -> Result<AdmissionConfig, ConfigError> {
+        let mailbox_concurrency = v.parse("MAILBOX_CONCURRENCY", d::MAILBOX_CONCURRENCY)?;
+        if mailbox_concurrency > d::MAX_MAILBOX_CONCURRENCY {
+            return Err(err(
+                "MAILBOX_CONCURRENCY",
+                format!(
+                    "at most {} (Graph allows 4 concurrent requests per mailbox)",
+                    d::MAX_MAILBOX_CONCURRENCY
+                ),
+            ));
+        }
+        let mailbox_queue = v.secs("MAILBOX_QUEUE_SECS", d::MAILBOX_QUEUE_SECS)?;
+        if mailbox_queue > Duration::from_secs(d::MAX_MAILBOX_QUEUE_SECS) {
+            return Err(err(
+                "MAILBOX_QUEUE_SECS",
+                format!("at most {}", d::MAX_MAILBOX_QUEUE_SECS),
+            ));
+        }
         Ok(AdmissionConfig {
             max_inflight_uploads: v.parse("MAX_INFLIGHT_UPLOADS", d::MAX_INFLIGHT_UPLOADS)?,
             max_inflight_bytes: v.parse("MAX_INFLIGHT_BYTES", d::MAX_INFLIGHT_BYTES)?,
             caller_rate_per_min: v.parse("CALLER_RATE_PER_MIN", d::CALLER_RATE_PER_MIN)?,
             caller_burst: v.parse("CALLER_BURST", d::CALLER_BURST)?,
-            mailbox_concurrency: v.parse("MAILBOX_CONCURRENCY", d::MAILBOX_CONCURRENCY)?,
+            mailbox_concurrency,
             mailbox_bytes_per_30s: v.parse("MAILBOX_BYTES_PER_30S", d::MAILBOX_BYTES_PER_30S)?,
-            mailbox_queue: v.secs("MAILBOX_QUEUE_SECS", d::MAILBOX_QUEUE_SECS)?,
+            mailbox_queue,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::ConfigError;
-use super::defaults::PREFIX;
+use super::defaults::{MAX_SECS, PREFIX};
 
 /// Raw variables, with lookups that remember the full name for errors.
 pub(super) struct Vars(HashMap<String, String>);
@@ -76,13 +76,17 @@ impl Vars {
         }
     }
 
-    /// A non-negative (possibly fractional) number of seconds.
+    /// A non-negative (possibly fractional) number of seconds, at most [`MAX_SECS`]: every
+    /// duration is added to "now" somewhere, and an absurd one would overflow there.
     pub(super) fn secs(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
         let v: f64 = self.parse(key, default as f64)?;
         if !v.is_finite() || v < 0.0 {
             return Err(err(key, "must be a non-negative number of seconds"));
         }
-        Duration::try_from_secs_f64(v).map_err(|_| err(key, "is too large"))
+        if v > MAX_SECS as f64 {
+            return Err(err(key, format!("at most {MAX_SECS} seconds (7 days)")));
+        }
+        Ok(Duration::from_secs_f64(v))
     }
 
     /// A list separated by commas or spaces.

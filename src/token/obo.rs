@@ -111,6 +111,17 @@ pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option
     Some(d.min(Duration::from_secs(3600)))
 }
 
+/// No Entra access token lives longer than this (CAE tokens: up to 28 hours); a larger
+/// `expires_in` is Entra's or a proxy's mistake and is saturated rather than trusted.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(28 * 3600);
+
+/// When a token obtained with a request sent at `sent_at` must leave the cache: counted from the
+/// send time, so network time never stretches the lifetime.
+fn cache_until(sent_at: Instant, expires_in: u64, margin: Duration) -> Instant {
+    let lifetime = Duration::from_secs(expires_in).min(MAX_TOKEN_LIFETIME);
+    sent_at + lifetime.saturating_sub(margin)
+}
+
 /// Client for the tenant's token endpoint.
 pub struct OboClient {
     http: reqwest::Client,
@@ -226,12 +237,9 @@ impl OboClient {
                     description: "the token endpoint's answer is unreadable".into(),
                     retry_after: Duration::from_secs(5),
                 })?;
-            let lifetime = Duration::from_secs(ok.expires_in);
-            // Counted from when the request was sent, so network time never stretches the lifetime.
-            let cache_until = sent_at + lifetime.saturating_sub(self.margin);
             return Ok(GraphToken {
                 access_token: SecretString::from(ok.access_token),
-                cache_until,
+                cache_until: cache_until(sent_at, ok.expires_in, self.margin),
             });
         }
         if status.as_u16() == 429 || status.is_server_error() {
@@ -305,6 +313,25 @@ fn classify(f: TokenFailure, scope: &str) -> OboError {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn an_absurd_expires_in_is_saturated_not_a_panic() {
+        let now = Instant::now();
+        let margin = Duration::from_secs(300);
+        assert_eq!(
+            cache_until(now, u64::MAX, margin),
+            now + MAX_TOKEN_LIFETIME - margin
+        );
+        assert_eq!(
+            cache_until(now, 3599, margin),
+            now + Duration::from_secs(3299)
+        );
+        assert_eq!(
+            cache_until(now, 10, margin),
+            now,
+            "shorter than the margin: not cached"
+        );
+    }
 
     #[test]
     fn retry_after_accepts_fractions_and_dates() {
