@@ -175,6 +175,7 @@ impl PhotoService {
                     .refresh(
                         up.caller.assertion.expose(),
                         scope,
+                        &token,
                         claims.as_deref(),
                         up.traceparent,
                     )

@@ -6,32 +6,27 @@ use crate::graph::{GraphErrorInfo, GraphFailure, TargetError};
 use crate::token::OboError;
 
 impl From<&OboError> for ApiError {
+    /// Entra's free text never reaches the caller (the exchange logged it): only its AADSTS number.
     fn from(e: &OboError) -> ApiError {
         match e {
-            OboError::ConsentRequired { description, scope } => ApiError::ConsentRequired {
-                detail: format!(
-                    "the user or an administrator must consent to {scope} for this gateway: {description}"
-                ),
+            OboError::ConsentRequired { scope, entra } => ApiError::ConsentRequired {
                 scope: scope.clone(),
+                aadsts: entra.aadsts,
             },
-            OboError::ClaimsChallenge {
-                description,
-                claims,
-            } => ApiError::ClaimsChallenge {
-                detail: format!(
-                    "Entra requires the user to satisfy a claims challenge (MFA or Conditional Access); acquire a new token with the claims in WWW-Authenticate: {description}"
-                ),
+            OboError::ClaimsChallenge { claims, entra } => ApiError::ClaimsChallenge {
                 claims: claims.clone(),
+                aadsts: entra.aadsts,
             },
-            OboError::AssertionRejected(d) => ApiError::InvalidToken(format!(
-                "Entra rejected the token in the On-Behalf-Of exchange: {d}"
-            )),
-            OboError::CredentialRejected(d) => ApiError::GatewayCredentialRejected(format!(
-                "Entra rejected the gateway's own credential; an operator must fix the client secret, certificate or federated identity configuration: {d}"
-            )),
-            OboError::Refused(d) => {
-                ApiError::IdentityRejected(format!("Entra refused the On-Behalf-Of exchange: {d}"))
-            }
+            OboError::AssertionRejected(entra) => ApiError::AssertionRejected {
+                aadsts: entra.aadsts,
+            },
+            OboError::CredentialRejected(entra) => ApiError::GatewayCredentialRejected {
+                aadsts: entra.aadsts,
+            },
+            OboError::CredentialUnusable(_) => ApiError::GatewayCredentialRejected { aadsts: None },
+            OboError::Refused(entra) => ApiError::IdentityRejected {
+                aadsts: entra.aadsts,
+            },
             OboError::Unavailable {
                 description,
                 retry_after,

@@ -70,27 +70,49 @@ pub enum ApiError {
     #[error("the request body was not received within {0} seconds")]
     BodyTimeout(u64),
     /// Entra says the user (or an admin) has not consented to a scope.
-    #[error("{detail}")]
+    #[error(
+        "the user or an administrator must consent to {scope} for this gateway before it can act for the user"
+    )]
     ConsentRequired {
-        /// Entra's description.
-        detail: String,
         /// The Graph scope that needs consent.
         scope: String,
+        /// Entra's AADSTS number.
+        aadsts: Option<u64>,
     },
     /// Entra wants the user to satisfy a claims challenge (MFA, Conditional Access).
-    #[error("{detail}")]
+    #[error(
+        "Entra requires the user to satisfy a claims challenge (MFA or Conditional Access): acquire a new token with the claims in WWW-Authenticate and retry"
+    )]
     ClaimsChallenge {
-        /// Entra's description.
-        detail: String,
         /// Entra's `claims` JSON, passed to the caller base64-encoded.
         claims: String,
+        /// Entra's AADSTS number.
+        aadsts: Option<u64>,
     },
-    /// The gateway's own credential was rejected by Entra.
-    #[error("{0}")]
-    GatewayCredentialRejected(String),
+    /// Entra rejected the caller's token as an On-Behalf-Of assertion.
+    #[error(
+        "Entra rejected the token in the On-Behalf-Of exchange (expired, revoked, or not usable for this gateway): acquire a new token and retry"
+    )]
+    AssertionRejected {
+        /// Entra's AADSTS number.
+        aadsts: Option<u64>,
+    },
+    /// The gateway's own credential was rejected by Entra, or cannot be used.
+    #[error(
+        "the gateway's own credential was rejected or cannot be used; an operator must fix the client secret, certificate or federated identity configuration (the gateway's log has the details under this request id)"
+    )]
+    GatewayCredentialRejected {
+        /// Entra's AADSTS number, when Entra refused it.
+        aadsts: Option<u64>,
+    },
     /// Entra refused the exchange for another reason the caller cannot fix (scope, app configuration).
-    #[error("{0}")]
-    IdentityRejected(String),
+    #[error(
+        "Entra refused the On-Behalf-Of exchange for a reason of the gateway's configuration (the gateway's log has the details under this request id)"
+    )]
+    IdentityRejected {
+        /// Entra's AADSTS number.
+        aadsts: Option<u64>,
+    },
     /// Entra is unreachable, slow, failing, throttling or unreadable.
     #[error("{detail}")]
     IdentityUnavailable {
@@ -203,6 +225,9 @@ pub struct Problem {
     /// The scope the caller needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Entra's AADSTS error number, when Entra refused (its text is in the gateway's log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aadsts: Option<u64>,
 }
 
 /// Base of the problem `type` URIs.
@@ -228,8 +253,9 @@ impl ApiError {
             ApiError::BodyTimeout(_) => &BODY_TIMEOUT,
             ApiError::ConsentRequired { .. } => &CONSENT_REQUIRED,
             ApiError::ClaimsChallenge { .. } => &CLAIMS_CHALLENGE,
-            ApiError::GatewayCredentialRejected(_) => &GATEWAY_CREDENTIAL_REJECTED,
-            ApiError::IdentityRejected(_) => &IDENTITY_REJECTED,
+            ApiError::AssertionRejected { .. } => &INVALID_TOKEN,
+            ApiError::GatewayCredentialRejected { .. } => &GATEWAY_CREDENTIAL_REJECTED,
+            ApiError::IdentityRejected { .. } => &IDENTITY_REJECTED,
             ApiError::IdentityUnavailable { .. } => &IDENTITY_UNAVAILABLE,
             ApiError::GraphRejected { .. } => &GRAPH_REJECTED,
             ApiError::GraphRejectedToken { .. } => &GRAPH_REJECTED_TOKEN,
@@ -263,6 +289,18 @@ impl ApiError {
             | ApiError::GraphRejectedToken { graph, .. }
             | ApiError::GraphUnavailable { graph, .. }
             | ApiError::GraphError { graph, .. } => Some(graph),
+            _ => None,
+        }
+    }
+
+    /// Entra's AADSTS number, when Entra refused.
+    fn aadsts(&self) -> Option<u64> {
+        match self {
+            ApiError::ConsentRequired { aadsts, .. }
+            | ApiError::ClaimsChallenge { aadsts, .. }
+            | ApiError::AssertionRejected { aadsts }
+            | ApiError::GatewayCredentialRejected { aadsts }
+            | ApiError::IdentityRejected { aadsts } => *aadsts,
             _ => None,
         }
     }
@@ -341,6 +379,7 @@ impl ApiError {
                 _ => None,
             },
             scope: self.scope().map(str::to_owned),
+            aadsts: self.aadsts(),
         }
     }
 }
@@ -421,15 +460,18 @@ mod tests {
             ApiError::UnsupportedMediaType("x".into()),
             ApiError::BodyTimeout(1),
             ApiError::ConsentRequired {
-                detail: "x".into(),
                 scope: "s".into(),
+                aadsts: Some(65001),
             },
             ApiError::ClaimsChallenge {
-                detail: "x".into(),
                 claims: "{}".into(),
+                aadsts: None,
             },
-            ApiError::GatewayCredentialRejected("x".into()),
-            ApiError::IdentityRejected("x".into()),
+            ApiError::AssertionRejected {
+                aadsts: Some(50013),
+            },
+            ApiError::GatewayCredentialRejected { aadsts: None },
+            ApiError::IdentityRejected { aadsts: None },
             ApiError::IdentityUnavailable {
                 detail: "x".into(),
                 retry_after: 7,
@@ -478,8 +520,9 @@ mod tests {
                 | ApiError::BodyTimeout(_)
                 | ApiError::ConsentRequired { .. }
                 | ApiError::ClaimsChallenge { .. }
-                | ApiError::GatewayCredentialRejected(_)
-                | ApiError::IdentityRejected(_)
+                | ApiError::AssertionRejected { .. }
+                | ApiError::GatewayCredentialRejected { .. }
+                | ApiError::IdentityRejected { .. }
                 | ApiError::IdentityUnavailable { .. }
                 | ApiError::GraphRejected { .. }
                 | ApiError::GraphRejectedToken { .. }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
@@ -95,24 +96,44 @@ impl TokenCache {
         Ok(entry.into_value())
     }
 
-    /// A fresh token, bypassing and then replacing the cached one (after Graph refused it),
-    /// carrying Graph's claims challenge when it sent one.
+    /// A fresh token in place of `refused` (which Graph refused), carrying Graph's claims
+    /// challenge when it sent one. Single flight: refreshes of one key run one at a time, and
+    /// one that finds `refused` already replaced uses the replacement instead of exchanging again,
+    /// so N requests refused at once cause one exchange.
     pub async fn refresh(
         &self,
         assertion: &str,
         scope: &str,
+        refused: &Arc<GraphToken>,
         claims: Option<&str>,
         traceparent: Option<&str>,
     ) -> Result<Arc<GraphToken>, OboError> {
-        let k = key(assertion, scope);
-        self.cache.invalidate(&k).await;
-        let token = Arc::new(
-            self.obo
-                .exchange(assertion, scope, claims, traceparent)
-                .await?,
-        );
-        self.cache.insert(k, token.clone()).await;
-        Ok(token)
+        let result = self
+            .cache
+            .entry(key(assertion, scope))
+            .and_try_compute_with(|current| async move {
+                match current {
+                    Some(entry) if !Arc::ptr_eq(entry.value(), refused) => Ok(Op::Nop),
+                    _ => self
+                        .obo
+                        .exchange(assertion, scope, claims, traceparent)
+                        .await
+                        .map(|t| Op::Put(Arc::new(t))),
+                }
+            })
+            .await?;
+        match result {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
+                Ok(e.into_value())
+            }
+            // Only `Put` and `Nop` on a present entry are returned above; should the entry have
+            // vanished meanwhile, a direct exchange is still correct.
+            CompResult::StillNone(_) | CompResult::Removed(_) => Ok(Arc::new(
+                self.obo
+                    .exchange(assertion, scope, claims, traceparent)
+                    .await?,
+            )),
+        }
     }
 }
 

@@ -7,4 +7,4 @@ pub mod obo;
 
 pub use cache::TokenCache;
 pub use credential::Credential;
-pub use obo::{GraphToken, OboClient, OboError};
+pub use obo::{EntraSaid, GraphToken, OboClient, OboError};

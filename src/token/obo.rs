@@ -23,35 +23,49 @@ impl std::fmt::Debug for GraphToken {
     }
 }
 
+/// What Entra said when it refused: its AADSTS number (callers may see it) and its free text,
+/// which names the gateway's app, trace ids and times and therefore goes to the log only.
+#[derive(Debug, Clone, Default)]
+pub struct EntraSaid {
+    /// The first AADSTS error code.
+    pub aadsts: Option<u64>,
+    /// Entra's `error_description` (first line), else its `error`.
+    pub description: String,
+}
+
 /// Why an exchange failed, in terms the caller and the operator can act on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OboError {
     /// AADSTS65001: consent missing.
-    #[error("consent required: {description}")]
+    #[error("consent required: {}", entra.description)]
     ConsentRequired {
-        /// Entra's description.
-        description: String,
         /// The scope requested.
         scope: String,
+        /// Entra's answer.
+        entra: EntraSaid,
     },
     /// Interaction (MFA, Conditional Access) required, with Entra's claims challenge.
-    #[error("interaction required: {description}")]
+    #[error("interaction required: {}", entra.description)]
     ClaimsChallenge {
-        /// Entra's description.
-        description: String,
-        /// Entra's `claims` JSON.
+        /// Entra's `claims` JSON, for the caller.
         claims: String,
+        /// Entra's answer.
+        entra: EntraSaid,
     },
     /// The caller's token was rejected as an assertion.
-    #[error("assertion rejected: {0}")]
-    AssertionRejected(String),
-    /// The gateway's own credential was rejected.
-    #[error("gateway credential rejected: {0}")]
-    CredentialRejected(String),
+    #[error("assertion rejected: {}", .0.description)]
+    AssertionRejected(EntraSaid),
+    /// The gateway's own credential was rejected by Entra.
+    #[error("gateway credential rejected: {}", .0.description)]
+    CredentialRejected(EntraSaid),
+    /// The gateway could not build its credential (a file unreadable or invalid).
+    #[error("gateway credential unusable: {0}")]
+    CredentialUnusable(String),
     /// Another refusal by Entra that the caller cannot fix.
-    #[error("token request refused: {0}")]
-    Refused(String),
-    /// Entra unreachable, slow, failing, throttling or unreadable.
+    #[error("token request refused: {}", .0.description)]
+    Refused(EntraSaid),
+    /// Entra unreachable, slow, failing, throttling or unreadable (the description is the
+    /// gateway's own).
     #[error("identity provider unavailable: {description}")]
     Unavailable {
         /// What went wrong.
@@ -164,7 +178,10 @@ impl OboClient {
         let mut result = self
             .exchange_once(assertion, scope, claims, traceparent)
             .await;
-        if matches!(result, Err(OboError::CredentialRejected(_))) && self.credential.is_file_based()
+        if matches!(
+            result,
+            Err(OboError::CredentialRejected(_) | OboError::CredentialUnusable(_))
+        ) && self.credential.is_file_based()
         {
             self.credential.invalidate();
             result = self
@@ -174,10 +191,32 @@ impl OboClient {
         let outcome = match &result {
             Ok(_) => "success",
             Err(OboError::Unavailable { .. }) => "unavailable",
-            Err(OboError::CredentialRejected(_)) => "credential_rejected",
+            Err(OboError::CredentialRejected(_) | OboError::CredentialUnusable(_)) => {
+                "credential_rejected"
+            }
             Err(_) => "refused",
         };
         metrics::token_request(outcome, started.elapsed());
+        if let Err(e) = &result {
+            // Entra's text and local details are for operators: callers get a stable detail.
+            match e {
+                OboError::CredentialUnusable(_) => {
+                    tracing::error!(error = %e, "the gateway's credential cannot be used")
+                }
+                OboError::CredentialRejected(said) => {
+                    tracing::error!(aadsts = said.aadsts, error = %e, "Entra rejected the gateway's credential")
+                }
+                OboError::ConsentRequired { entra: said, .. }
+                | OboError::ClaimsChallenge { entra: said, .. }
+                | OboError::AssertionRejected(said)
+                | OboError::Refused(said) => {
+                    tracing::warn!(aadsts = said.aadsts, error = %e, "Entra refused the token exchange")
+                }
+                OboError::Unavailable { .. } => {
+                    tracing::warn!(error = %e, "Entra could not issue a token")
+                }
+            }
+        }
         result
     }
 
@@ -191,7 +230,7 @@ impl OboClient {
         let auth = self
             .credential
             .client_auth(&self.client_id, &self.endpoint)
-            .map_err(|e| OboError::CredentialRejected(e.0))?;
+            .map_err(|e| OboError::CredentialUnusable(e.0))?;
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("requested_token_use", "on_behalf_of"),
@@ -267,18 +306,30 @@ fn classify(f: TokenFailure, scope: &str) -> OboError {
         f.error_codes.contains(&code) || f.error_description.starts_with(&format!("AADSTS{code}:"))
     };
     let first_line = f.error_description.lines().next().unwrap_or("").to_owned();
-    let description = if first_line.is_empty() {
-        f.error.clone()
-    } else {
-        first_line
+    let aadsts = f.error_codes.first().copied().or_else(|| {
+        let digits: String = f
+            .error_description
+            .strip_prefix("AADSTS")?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
+    let entra = EntraSaid {
+        aadsts,
+        description: if first_line.is_empty() {
+            f.error.clone()
+        } else {
+            first_line
+        },
     };
     if has(65001)
         || f.suberror.as_deref() == Some("consent_required")
         || f.error == "consent_required"
     {
         return OboError::ConsentRequired {
-            description,
             scope: scope.to_owned(),
+            entra,
         };
     }
     if let Some(claims) = f.claims.filter(|c| !c.is_empty())
@@ -287,26 +338,23 @@ fn classify(f: TokenFailure, scope: &str) -> OboError {
             || has(50079)
             || f.error == "invalid_grant")
     {
-        return OboError::ClaimsChallenge {
-            description,
-            claims,
-        };
+        return OboError::ClaimsChallenge { claims, entra };
     }
     if f.error == "invalid_client"
         || [7000215, 7000222, 700024, 700027, 7000274, 700016]
             .iter()
             .any(|c| has(*c))
     {
-        return OboError::CredentialRejected(description);
+        return OboError::CredentialRejected(entra);
     }
     if [50013, 500131, 500133, 50173, 700082]
         .iter()
         .any(|c| has(*c))
         || f.error == "invalid_grant"
     {
-        return OboError::AssertionRejected(description);
+        return OboError::AssertionRejected(entra);
     }
-    OboError::Refused(description)
+    OboError::Refused(entra)
 }
 
 #[cfg(test)]
