@@ -18,7 +18,7 @@ pub mod upload;
 pub mod upstream;
 
 #[cfg(feature = "sandbox")]
-pub mod emulator;
+pub mod sandbox;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
