@@ -26,10 +26,12 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: this layer is rebuilt only when Cargo.toml / Cargo.lock change.
-# Production features only: the default `sandbox` feature (emulators) stays out.
-RUN cargo chef cook --release --locked --no-default-features --recipe-path recipe.json
+# Production features only: the default `sandbox` feature (emulators) stays out. `-p photo-gateway`:
+# the workspace's default members include the emulator crate, whose dependency features (hyper's
+# server, ...) would otherwise be unified into the gateway's build.
+RUN cargo chef cook --release --locked --no-default-features -p photo-gateway --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --no-default-features --bin photo-gateway \
+RUN cargo build --release --locked --no-default-features -p photo-gateway --bin photo-gateway \
     && install -D -m 0755 target/release/photo-gateway /out/photo-gateway
 
 # Distroless "cc": glibc, libgcc, CA certificates (/etc/ssl/certs), tzdata; no shell.

@@ -20,7 +20,7 @@ pub mod token;
 pub mod upload;
 
 #[cfg(feature = "sandbox")]
-pub mod emulator;
+pub mod sandbox;
 
 pub use shutdown::ShutdownHandle;
 pub use startup::{Application, StartupError};

@@ -36,7 +36,7 @@ enum Command {
     Openapi,
     /// Run built-in Entra ID and Graph emulators (and the gateway against them), for development and CI.
     #[cfg(feature = "sandbox")]
-    Sandbox(photo_gateway::emulator::sandbox::SandboxArgs),
+    Sandbox(photo_gateway::sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             #[cfg(feature = "sandbox")]
-            Command::Sandbox(cmd) => match photo_gateway::emulator::sandbox::run(cmd).await {
+            Command::Sandbox(cmd) => match photo_gateway::sandbox::run(cmd).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("photo-gateway sandbox: {e}");

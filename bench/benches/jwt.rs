@@ -12,10 +12,10 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use photo_gateway::auth::{KeyStore, TokenValidator};
 use photo_gateway::config::Config;
-use photo_gateway::emulator::{
+use photo_gateway::outbound::{client, extra_roots};
+use photo_gateway_emulators::{
     CallerTokenSpec, DEMO_USER_UPN, EmulatorOptions, Emulators, TENANT_ID,
 };
-use photo_gateway::outbound::{client, extra_roots};
 
 fn jwt(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

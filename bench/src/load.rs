@@ -172,7 +172,7 @@ pub async fn run_load(
 /// A valid JPEG (SOI, JFIF APP0, the emulator's 64×64 grey image) of exactly `size` bytes: comment
 /// (COM) segments after APP0 make up the size.
 pub fn jpeg_of_size(size: usize) -> Vec<u8> {
-    let base = photo_gateway::emulator::sample_jpeg(64, 64, "photo-gateway-bench");
+    let base = photo_gateway_emulators::sample_jpeg(64, 64, "photo-gateway-bench");
     assert!(base.len() + 4 < size, "photo size too small");
     // SOI (2) + APP0 (18) come first; insert COM segments after them.
     let (head, tail) = base.split_at(20);

@@ -700,7 +700,7 @@ async fn claim_type_and_value_attacks_are_401() {
     variant("iss of the public cloud, same tenant", &|v| {
         v["iss"] = json!(format!(
             "https://login.microsoftonline.com/{}/v2.0",
-            photo_gateway::emulator::TENANT_ID
+            photo_gateway_emulators::TENANT_ID
         ))
     });
     variant("iss missing", &|v| {

@@ -1,7 +1,7 @@
 //! One audit line per photo change, on its own log target, with who, what, how much and how it
 //! went.
 
-use photo_gateway::emulator::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, TENANT_ID};
+use photo_gateway_emulators::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, TENANT_ID};
 
 use crate::helpers::{DEMO, captured_logs, jpeg, sha256_hex, spawn_app};
 

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use photo_gateway::emulator::CallerTokenSpec;
+use photo_gateway_emulators::CallerTokenSpec;
 use serde_json::json;
 
 use crate::helpers::{DEMO, TestApp, jpeg, spawn_app, spawn_app_with};
@@ -185,7 +185,7 @@ async fn scope_app_only_and_caller_refusals_are_403() {
     let app = spawn_app_with(|v| {
         v.push((
             "PHOTO_GATEWAY_ALLOWED_CLIENT_IDS".into(),
-            photo_gateway::emulator::directory::DEMO_CLIENT_ID.into(),
+            photo_gateway_emulators::directory::DEMO_CLIENT_ID.into(),
         ))
     })
     .await;

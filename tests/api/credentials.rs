@@ -23,7 +23,7 @@ fn swap_credential(v: &mut Vec<(String, String)>, name: &str, value: String) {
 async fn a_certificate_credential_signs_a_ps256_assertion() {
     let dir = temp_dir("cert");
     let emus = std::sync::Arc::new(
-        photo_gateway::emulator::Emulators::start(Default::default())
+        photo_gateway_emulators::Emulators::start(Default::default())
             .await
             .unwrap(),
     );
@@ -52,7 +52,7 @@ async fn a_federated_token_file_is_reread_so_rotation_needs_no_restart() {
     let file = dir.join("azure-identity-token");
     // Azure Workload Identity sets AZURE_FEDERATED_TOKEN_FILE; start with an expired assertion.
     let emus = std::sync::Arc::new(
-        photo_gateway::emulator::Emulators::start(Default::default())
+        photo_gateway_emulators::Emulators::start(Default::default())
             .await
             .unwrap(),
     );

@@ -1,7 +1,7 @@
 //! Token-endpoint failures reach the caller as the errors table says, and nothing is cached.
 
 use base64::Engine as _;
-use photo_gateway::emulator::{FaultRule, TokenErrorKind};
+use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
 use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use photo_gateway::emulator::FaultRule;
+use photo_gateway_emulators::FaultRule;
 
 use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
 

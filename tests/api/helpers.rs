@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use photo_gateway::Application;
 use photo_gateway::config::Config;
-use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
 
 /// Every log line the gateway writes during the tests, so tests can prove secrets never appear.
 pub fn captured_logs() -> String {

@@ -6,7 +6,6 @@ mod audit;
 mod auth;
 mod cli;
 mod credentials;
-mod emulator;
 mod entra_errors;
 mod graph_errors;
 mod helpers;

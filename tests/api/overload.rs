@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 
 use crate::helpers::{DEMO, GatewayProcess, TestApp, jpeg, spawn_app_with};
 
@@ -218,7 +218,7 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
         "/v1.0/users/adele.vance@contoso.onmicrosoft.com/photo/$value".to_owned(),
         format!(
             "/v1.0/me/contacts/{}/photo/$value",
-            photo_gateway::emulator::directory::CONTACT_ID
+            photo_gateway_emulators::directory::CONTACT_ID
         ),
     ];
     for path in &own {
@@ -232,7 +232,7 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
         "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value".to_owned(),
         format!(
             "/v1.0/groups/{}/photo/$value",
-            photo_gateway::emulator::directory::GROUP_ID
+            photo_gateway_emulators::directory::GROUP_ID
         ),
     ];
     let before = app.emus.graph.requests().len();
@@ -265,7 +265,7 @@ async fn a_grant_lets_one_app_change_groups_and_no_other() {
     .await;
     let group = format!(
         "/v1.0/groups/{}/photo/$value",
-        photo_gateway::emulator::directory::GROUP_ID
+        photo_gateway_emulators::directory::GROUP_ID
     );
     let with_grant = app.token_with(CallerTokenSpec::for_user(DEMO).app(granted));
     assert_eq!(

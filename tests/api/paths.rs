@@ -1,7 +1,7 @@
 //! Every Graph path × PUT/PATCH × multipart/raw reaches Graph exactly: method, path, content
 //! type, bytes, and a token for the right scope.
 
-use photo_gateway::emulator::directory::{
+use photo_gateway_emulators::directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, DEMO_USER_UPN, FOLDER_CONTACT_ID, GROUP_ID, GUEST_USER_UPN,
 };
 

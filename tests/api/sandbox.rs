@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use photo_gateway::emulator::directory::{
+use photo_gateway_emulators::directory::{
     CONTACT_FOLDER_ID, FOLDER_CONTACT_ID, GROUP_ID, GUEST_USER_UPN,
 };
-use photo_gateway::emulator::sample_jpeg;
+use photo_gateway_emulators::sample_jpeg;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 

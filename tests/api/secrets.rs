@@ -1,7 +1,7 @@
 //! Tokens, assertions, the client secret and photo bytes never reach the logs.
 
-use photo_gateway::emulator::directory::GATEWAY_CLIENT_SECRET;
-use photo_gateway::emulator::{FaultRule, TokenErrorKind};
+use photo_gateway_emulators::directory::GATEWAY_CLIENT_SECRET;
+use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
 use crate::helpers::{DEMO, captured_logs, jpeg, spawn_app};
 

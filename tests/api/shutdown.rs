@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use photo_gateway::emulator::{EmulatorOptions, Emulators};
+use photo_gateway_emulators::{EmulatorOptions, Emulators};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{DEMO, GatewayProcess, jpeg};
@@ -24,7 +24,7 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
 
     // An upload in flight: the head and half the body now, the rest after the drain is over.
     let photo = jpeg(200_000, 5);
-    let token = emus.caller_token(&photo_gateway::emulator::CallerTokenSpec::for_user(DEMO));
+    let token = emus.caller_token(&photo_gateway_emulators::CallerTokenSpec::for_user(DEMO));
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();

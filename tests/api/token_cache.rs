@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use photo_gateway::emulator::directory::GROUP_ID;
+use photo_gateway_emulators::directory::GROUP_ID;
 
 use crate::helpers::{DEMO, jpeg, spawn_app, spawn_app_with};
 

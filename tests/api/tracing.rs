@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{DEMO, GatewayProcess, jpeg};

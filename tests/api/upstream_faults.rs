@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, Header};
 use photo_gateway::Application;
 use photo_gateway::config::Config;
-use photo_gateway::emulator::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 use serde_json::Value;
 
 use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};

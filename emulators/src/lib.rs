@@ -1,9 +1,10 @@
-//! Local emulators of Entra ID and Microsoft Graph (cargo feature `sandbox`): one implementation
-//! for the integration tests, `photo-gateway sandbox` and the benchmark.
+//! Local emulators of Entra ID and Microsoft Graph: one implementation for the gateway's
+//! end-to-end tests, `photo-gateway sandbox` (cargo feature `sandbox`) and the benchmark.
 //!
 //! Both serve HTTPS on 127.0.0.1 with a CA generated at start ([`Emulators::ca_file`]), so a
 //! gateway pointed at them ([`Emulators::gateway_env`]) runs its production TLS path.
-//! They import nothing from the gateway: they behave like the real services, nothing more.
+//! They import nothing from the gateway (this crate does not depend on it): they behave like the
+//! real services, nothing more.
 //!
 //! # The seeded directory
 //! Tenant [`TENANT_ID`] (`contoso.onmicrosoft.com`); gateway app [`GATEWAY_CLIENT_ID`]
@@ -28,12 +29,16 @@
 //! Plus `extra_users` generated users `loaduser{i}@contoso.onmicrosoft.com` (i from 1), whose ids
 //! are stable across runs. The control API and the in-process API are described in `SANDBOX.md`.
 
+mod control;
 pub mod directory;
 mod entra;
+mod faults;
 mod graph;
+mod jpeg;
+mod jwt;
 mod keys;
-pub mod sandbox;
 mod server;
+pub mod state;
 mod tls;
 mod util;
 
@@ -41,6 +46,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use control::FaultControl;
 pub use directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, Contact, DEMO_CLIENT_ID, DEMO_USER_ID, DEMO_USER_UPN, Directory,
     FOLDER_CONTACT_ID, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID, GUEST_USER_ID,
@@ -50,10 +56,11 @@ pub use entra::{
     CONSENTED_SCOPES, CallerTokenSpec, ClientCertificate, DEFAULT_FEDERATED_SUBJECT, EntraCounters,
     EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE, TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
 };
+pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use graph::{
     GraphCount, GraphCounters, GraphEmulator, MAX_PHOTO_BYTES, RecordedRequest, StoredPhoto,
 };
-pub use server::{ActiveFault, FaultAction, FaultRule};
+pub use jpeg::sample_jpeg;
 
 /// The Graph scopes the gateway's update paths need, as scope names (without the resource).
 pub const UPDATE_SCOPES: [&str; 5] = CONSENTED_SCOPES;
@@ -128,7 +135,7 @@ impl Emulators {
         std::fs::create_dir_all(&state_dir)?;
         let tls = tls::generate()?;
         let ca_file = state_dir.join("ca.pem");
-        write_atomically(&ca_file, tls.ca_pem.as_bytes())?;
+        state::write_atomically(&ca_file, tls.ca_pem.as_bytes())?;
 
         let entra_listener = server::bind(opts.entra_port).await?;
         let graph_listener = server::bind(opts.graph_port).await?;
@@ -137,10 +144,10 @@ impl Emulators {
 
         let directory = Arc::new(Directory::seeded(opts.extra_users));
         let key = keys::RsaKey::generate()?;
-        let state_file = state_dir.join(sandbox::STATE_FILE);
-        sandbox::write_state(
+        let state_file = state_dir.join(state::STATE_FILE);
+        state::write_state(
             &state_file,
-            &sandbox::SandboxState {
+            &state::SandboxState {
                 entra_url: entra_url.clone(),
                 graph_url: graph_url.clone(),
                 tenant_id: TENANT_ID.to_string(),
@@ -300,49 +307,4 @@ impl Drop for Emulators {
             let _ = std::fs::remove_dir_all(&self.state_dir);
         }
     }
-}
-
-/// Writes a file through a temporary file and a rename, so readers never see half of it.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// A valid baseline JPEG of `width`×`height` mid-grey pixels with `comment` in a COM segment
-/// (different comments give different bytes). For tests, the sandbox's sample photo and the benchmark.
-pub fn sample_jpeg(width: u16, height: u16, comment: &str) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8];
-    out.extend_from_slice(&[
-        0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00,
-        0x01, 0x00, 0x00,
-    ]);
-    let comment = &comment.as_bytes()[..comment.len().min(60_000)];
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&((comment.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(comment);
-    // One quantization table of ones.
-    out.extend_from_slice(&[0xFF, 0xDB, 0x00, 0x43, 0x00]);
-    out.extend_from_slice(&[1u8; 64]);
-    // SOF0: 8-bit, one component, no subsampling, table 0.
-    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x0B, 0x08]);
-    out.extend_from_slice(&height.to_be_bytes());
-    out.extend_from_slice(&width.to_be_bytes());
-    out.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
-    // Huffman tables with a single 1-bit code each: DC category 0 and AC end-of-block.
-    for class in [0x00u8, 0x10] {
-        out.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
-        out.extend_from_slice(&[0u8; 15]);
-        out.push(0x00);
-    }
-    out.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00]);
-    // Every 8×8 block is "DC diff 0, EOB": two 0 bits; pad the last byte with 1 bits.
-    let blocks = usize::from(width.div_ceil(8)) * usize::from(height.div_ceil(8));
-    let bits = blocks * 2;
-    out.extend(std::iter::repeat_n(0u8, bits / 8));
-    if bits % 8 != 0 {
-        out.push(0xFFu8 >> (bits % 8));
-    }
-    out.extend_from_slice(&[0xFF, 0xD9]);
-    out
 }

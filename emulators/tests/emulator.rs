@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use photo_gateway::emulator::directory::{
+use photo_gateway_emulators::directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, DEMO_USER_ID, DEMO_USER_UPN, FOLDER_CONTACT_ID,
     GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID, GUEST_USER_UPN,
 };
-use photo_gateway::emulator::{
+use photo_gateway_emulators::{
     CallerTokenSpec, EmulatorOptions, Emulators, FaultRule, TokenErrorKind, sample_jpeg,
 };
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::util::stable_guid;
+use crate::util::stable_guid;
 
 /// The sandbox tenant id.
 pub const TENANT_ID: &str = "8f3c2a10-5b7e-4d21-9c3a-000000000001";

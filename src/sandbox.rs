@@ -1,21 +1,19 @@
-//! `photo-gateway sandbox`: the gateway against the built-in emulators, on one machine, no tenant.
+//! `photo-gateway sandbox`: the gateway against the emulators of `photo-gateway-emulators`, on one
+//! machine, no tenant; and `sandbox token`, which mints caller tokens the running sandbox accepts.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use photo_gateway_emulators::state::{mint_caller_token, write_atomically, write_private};
+use photo_gateway_emulators::{
+    CallerTokenSpec, DEMO_USER_UPN, EmulatorOptions, Emulators, UPDATE_SCOPES, sample_jpeg,
+};
 use serde_json::{Value, json};
 
-use super::entra::{CallerTokenSpec, Minter};
-use super::keys::RsaKey;
-use super::{
-    DEMO_USER_UPN, Directory, EmulatorOptions, Emulators, UPDATE_SCOPES, write_atomically,
-};
+use crate::config::Config;
+use crate::shutdown::wait_for_signal;
 
-/// The file in the state directory that lets `sandbox token` mint tokens offline.
-pub(crate) const STATE_FILE: &str = "sandbox-state.json";
 /// Lifetime of the caller and Graph tokens the sandbox prints: long enough for a working session,
 /// under the gateway's default maximum token lifetime (24 h).
 const PRINTED_TOKEN_TTL: i64 = 12 * 3600;
@@ -86,43 +84,6 @@ pub struct SandboxTokenArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-/// What `sandbox token` needs to mint tokens without the running emulator.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct SandboxState {
-    pub entra_url: String,
-    pub graph_url: String,
-    pub tenant_id: String,
-    pub gateway_client_id: String,
-    pub extra_users: usize,
-    pub ca_file: PathBuf,
-    pub private_key_pem: String,
-}
-
-pub(crate) fn write_state(path: &Path, state: &SandboxState) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    write_atomically(path, &bytes)?;
-    restrict(path);
-    Ok(())
-}
-
-/// Keeps the state file's key current after a rotation (best effort: the emulator keeps working).
-pub(crate) fn update_state_key(path: &Path, private_key_pem: &str) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return;
-    };
-    let Ok(mut state) = serde_json::from_slice::<SandboxState>(&bytes) else {
-        return;
-    };
-    state.private_key_pem = private_key_pem.to_string();
-    let _ = write_state(path, &state);
-}
-
-fn restrict(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    // The file holds a signing key: only the owner may read it.
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-
 fn default_state_dir() -> PathBuf {
     std::env::temp_dir().join("photo-gateway-sandbox")
 }
@@ -145,7 +106,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
     let sample = state_dir.join("sample.jpg");
     write_atomically(
         &sample,
-        &super::sample_jpeg(648, 648, "photo-gateway sandbox sample"),
+        &sample_jpeg(648, 648, "photo-gateway sandbox sample"),
     )?;
     let listen = format!("127.0.0.1:{}", args.gateway_port);
 
@@ -163,8 +124,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
         env.extend(local_vars);
         let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let env_file = state_dir.join("gateway.env");
-        write_atomically(&env_file, text.as_bytes())?;
-        restrict(&env_file);
+        write_private(&env_file, text.as_bytes())?;
         let ready = ready_json(&emus, None);
         print_banner(&emus, None, &ready, &sample, Some(&env_file));
         if let Some(path) = &args.ready_file {
@@ -176,7 +136,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
 
     let mut vars = emus.gateway_env();
     vars.extend(local_vars);
-    let config = crate::config::Config::from_vars(vars)?;
+    let config = Config::from_vars(vars)?;
     let app = crate::Application::build(config).await?;
     let gateway_url = format!("http://127.0.0.1:{}", app.port());
     let server = app.run_until_stopped();
@@ -219,27 +179,11 @@ async fn wait_ready(gateway_url: &str) -> Result<(), Box<dyn Error>> {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 fn demo_tokens(emus: &Emulators) -> (String, String) {
     let token =
         emus.caller_token(&CallerTokenSpec::for_user(DEMO_USER_UPN).ttl_secs(PRINTED_TOKEN_TTL));
     let graph_token =
         emus.entra
-            .state
             .graph_token_with_ttl(DEMO_USER_UPN, &UPDATE_SCOPES, PRINTED_TOKEN_TTL);
     (token, graph_token)
 }
@@ -351,7 +295,7 @@ pub async fn run_token(args: SandboxTokenArgs) -> Result<(), Box<dyn Error>> {
                 .unwrap_or_else(|| state_dir.join("ca.pem"));
             mint_remote(url, &ca_file, &spec).await?
         }
-        None => mint_local(&state_dir, &spec)?,
+        None => mint_caller_token(&state_dir, &spec)?,
     };
     println!("{token}");
     Ok(())
@@ -381,23 +325,4 @@ async fn mint_remote(
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| "the emulator answered without access_token".into())
-}
-
-fn mint_local(state_dir: &Path, spec: &CallerTokenSpec) -> Result<String, Box<dyn Error>> {
-    let path = state_dir.join(STATE_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        format!(
-            "{}: {e} (is the sandbox running with this --state-dir?)",
-            path.display()
-        )
-    })?;
-    let state: SandboxState = serde_json::from_slice(&bytes)?;
-    let key = RsaKey::from_private_pem(&state.private_key_pem)?;
-    let minter = Minter {
-        entra_url: state.entra_url,
-        tenant_id: state.tenant_id,
-        client_id: state.gateway_client_id,
-        directory: Arc::new(Directory::seeded(state.extra_users)),
-    };
-    Ok(key.sign(&minter.caller_claims(spec)))
 }

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::util::{b64url, read, write};
+use crate::util::{b64url, read, write};
 
 /// One RSA key pair with everything needed to sign, verify and publish it.
 pub(crate) struct RsaKey {

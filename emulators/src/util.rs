@@ -88,9 +88,26 @@ pub(crate) fn stable_guid(seed: &str) -> String {
     uuid::Uuid::from_bytes(b).to_string()
 }
 
+/// SHA-256 of `bytes`.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// base64url without padding, as JOSE uses.
 pub(crate) fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The `/`-separated segments of a path, each percent-decoded (invalid UTF-8 turns into U+FFFD, which
+/// matches no name or id).
+pub(crate) fn decoded_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 /// A JSON answer with the given status.

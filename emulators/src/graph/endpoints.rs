@@ -1,0 +1,160 @@
+//! The photo endpoints: method and path checks, then authenticate, authorize, resolve, and read,
+//! write or delete the photo; and the answer to a fault.
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::GraphState;
+use super::error::GraphError;
+use super::paths::PhotoPath;
+use super::recording::{Trace, client_request_id};
+use super::store::write_lock_remove;
+use crate::faults::StatusFault;
+use crate::server::Service;
+use crate::util::{Body, drain, empty, guid, json, read, write};
+
+impl GraphState {
+    /// Serves a photo request; the error is answered in Graph's shape by the caller.
+    async fn process(
+        &self,
+        parts: &Parts,
+        body: &mut Option<Incoming>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, GraphError> {
+        let Some(path) = PhotoPath::parse(parts.uri.path()) else {
+            let first = parts
+                .uri
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .nth(1)
+                .unwrap_or_default();
+            return Err(GraphError::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("Resource not found for the segment '{first}'."),
+            ));
+        };
+        trace.template = Some(path.template());
+        let method = &parts.method;
+        let writes = *method != Method::GET && *method != Method::HEAD;
+        let method_ok = match *method {
+            Method::GET => true,
+            Method::PUT | Method::PATCH => path.value,
+            Method::DELETE => path.value && path.contact.is_none(),
+            _ => false,
+        };
+        if !method_ok {
+            return Err(GraphError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Request_BadRequest",
+                format!("The HTTP method '{method}' is not allowed for the requested resource."),
+            ));
+        }
+        let caller = self.authenticate(parts)?;
+        trace.scp = caller.scp.clone();
+        trace.roles = caller.roles.clone();
+        trace.oid = Some(caller.oid.clone());
+        trace.app_id = caller.app_id.clone();
+        self.authorize(&path, &caller, writes)?;
+        let (key, target) = self.resolve(&path, Some(&caller))?;
+        trace.target = Some(target);
+        match *method {
+            Method::GET if path.value => {
+                let photo = read(&self.photos).get(&key).cloned().ok_or_else(|| {
+                    GraphError::new(
+                        StatusCode::NOT_FOUND,
+                        "ImageNotFound",
+                        "The photo wasn't found.",
+                    )
+                })?;
+                let mut resp = Response::new(Body::new(photo.bytes));
+                if let Ok(v) = HeaderValue::from_str(&photo.content_type) {
+                    resp.headers_mut().insert(CONTENT_TYPE, v);
+                }
+                Ok(resp)
+            }
+            Method::GET => {
+                let photo = read(&self.photos).get(&key).cloned();
+                Ok(json(
+                    StatusCode::OK,
+                    &self.metadata(&path, &key, photo.as_ref()),
+                ))
+            }
+            Method::DELETE => {
+                write_lock_remove(&self.photos, &key);
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            _ => {
+                let photo = self.upload(parts, body, trace).await?;
+                write(&self.photos).insert(key, photo);
+                Ok(empty(StatusCode::OK))
+            }
+        }
+    }
+}
+
+impl Service for GraphState {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let request_id = guid();
+        let client_request_id = client_request_id(&parts);
+        let mut body = Some(body);
+        let mut trace = Trace::default();
+        let resp = match self.process(&parts, &mut body, &mut trace).await {
+            Ok(r) => r,
+            Err(e) => self.error_response(&e, &request_id, &client_request_id),
+        };
+        if let Some(rest) = body.take() {
+            // An early answer to an upload: read (and discard) what the client is still sending.
+            drain(rest, 0).await;
+        }
+        self.finish(&parts, trace, resp, &request_id, &client_request_id)
+    }
+
+    fn fault_response(
+        &self,
+        parts: &Parts,
+        _body_head: &[u8],
+        fault: &StatusFault,
+    ) -> Response<Body> {
+        let request_id = guid();
+        let client_request_id = client_request_id(parts);
+        let status = fault.status;
+        let resp = fault.answer(|| {
+            let (code, message) = match status.as_u16() {
+                400 => ("BadRequest", "Bad request (injected fault)."),
+                401 => (
+                    "InvalidAuthenticationToken",
+                    "Access token validation failure (injected fault).",
+                ),
+                403 => (
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                ),
+                404 => (
+                    "ErrorItemNotFound",
+                    "The specified object was not found in the store.",
+                ),
+                409 => ("ErrorConflict", "Conflict (injected fault)."),
+                429 => ("TooManyRequests", "Too many requests (injected fault)."),
+                503 => (
+                    "ServiceUnavailable",
+                    "Service unavailable (injected fault).",
+                ),
+                504 => ("GatewayTimeout", "Gateway timeout (injected fault)."),
+                _ => ("UnknownError", "Injected fault."),
+            };
+            let mut e = GraphError::new(status, code, message);
+            e.challenge = status == StatusCode::UNAUTHORIZED;
+            self.error_response(&e, &request_id, &client_request_id)
+        });
+        let trace = Trace {
+            template: PhotoPath::parse(parts.uri.path()).map(|p| p.template()),
+            ..Trace::default()
+        };
+        self.finish(parts, trace, resp, &request_id, &client_request_id)
+    }
+}

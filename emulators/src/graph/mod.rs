@@ -1,0 +1,149 @@
+//! The Microsoft Graph emulator: the profile-photo endpoints, with Graph's token checks, limits,
+//! error shape and headers, an in-memory photo store, counters and a ring of recorded writes.
+
+mod auth;
+mod control;
+mod endpoints;
+mod error;
+mod paths;
+mod recording;
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use jsonwebtoken::{Algorithm, Validation};
+
+pub use recording::{GraphCount, GraphCounters, RecordedRequest};
+pub use store::StoredPhoto;
+
+use crate::control::FaultControl;
+use crate::directory::Directory;
+use crate::jwt::signature_only;
+use crate::keys::KeyStore;
+use crate::server::ServerHandle;
+use crate::util::{lock, read, write};
+
+/// Graph's request size cap for photo uploads: a body of this many bytes or more gets 413.
+pub const MAX_PHOTO_BYTES: usize = 4 * 1024 * 1024;
+
+/// Shared state of the Graph emulator.
+pub(crate) struct GraphState {
+    pub url: String,
+    entra_url: String,
+    keys: Arc<KeyStore>,
+    directory: Arc<Directory>,
+    max_bytes: usize,
+    validation: Validation,
+    photos: RwLock<HashMap<String, StoredPhoto>>,
+    counters: Mutex<HashMap<(String, String, u16), u64>>,
+    requests: Mutex<VecDeque<RecordedRequest>>,
+    capacity: usize,
+}
+
+impl GraphState {
+    pub(crate) fn new(
+        url: String,
+        entra_url: String,
+        keys: Arc<KeyStore>,
+        directory: Arc<Directory>,
+        max_bytes: usize,
+        capacity: usize,
+    ) -> GraphState {
+        GraphState {
+            url,
+            entra_url,
+            keys,
+            directory,
+            max_bytes,
+            // Built once: Graph checks every request's token.
+            validation: signature_only(Algorithm::RS256),
+            photos: RwLock::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            requests: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            capacity,
+        }
+    }
+}
+
+/// The Microsoft Graph emulator: a handle to a running server (cheap to clone).
+#[derive(Clone)]
+pub struct GraphEmulator {
+    pub(crate) state: Arc<GraphState>,
+    pub(crate) server: Arc<ServerHandle>,
+}
+
+impl GraphEmulator {
+    /// `https://127.0.0.1:PORT` (without `/v1.0`); also the Graph resource its tokens are for.
+    pub fn url(&self) -> String {
+        self.state.url.clone()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> GraphCounters {
+        self.state.counters()
+    }
+
+    /// The recorded write requests, oldest first (bounded ring).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+
+    /// The stored photo of a target such as `/users/{id or upn}`, `/groups/{id}`,
+    /// `/users/{u}/contacts/{c}` or `/users/{u}/contactFolders/{f}/contacts/{c}` (with or without
+    /// `/v1.0` and `/photo/$value`).
+    pub fn photo(&self, target: &str) -> Option<StoredPhoto> {
+        let key = self.state.key_of(target)?;
+        read(&self.state.photos).get(&key).cloned()
+    }
+
+    /// The stored photo bytes of a user (object id or UPN).
+    pub fn photo_of_user(&self, user: &str) -> Option<Bytes> {
+        self.photo(&format!("/users/{user}")).map(|p| p.bytes)
+    }
+
+    /// The stored photo bytes of a group.
+    pub fn photo_of_group(&self, group_id: &str) -> Option<Bytes> {
+        self.photo(&format!("/groups/{group_id}")).map(|p| p.bytes)
+    }
+
+    /// The stored photo bytes of a contact of `user` (object id or UPN), in `folder` or the default folder.
+    pub fn photo_of_contact(
+        &self,
+        user: &str,
+        folder: Option<&str>,
+        contact_id: &str,
+    ) -> Option<Bytes> {
+        let target = match folder {
+            Some(f) => format!("/users/{user}/contactFolders/{f}/contacts/{contact_id}"),
+            None => format!("/users/{user}/contacts/{contact_id}"),
+        };
+        self.photo(&target).map(|p| p.bytes)
+    }
+
+    /// Forgets the recorded write requests.
+    pub fn clear_requests(&self) {
+        lock(&self.state.requests).clear();
+    }
+
+    /// Stores a photo for a target (see [`GraphEmulator::photo`]); false when the target does not exist.
+    pub fn set_photo(&self, target: &str, bytes: &[u8], content_type: &str) -> bool {
+        let Some(key) = self.state.key_of(target) else {
+            return false;
+        };
+        let photo = StoredPhoto::of(Bytes::copy_from_slice(bytes), content_type.to_string());
+        write(&self.state.photos).insert(key, photo);
+        true
+    }
+}
+
+/// Fault rules, refusing connections and `reset`: the same for both emulators.
+impl Deref for GraphEmulator {
+    type Target = FaultControl;
+
+    fn deref(&self) -> &FaultControl {
+        &self.server.control
+    }
+}
