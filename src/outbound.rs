@@ -1,7 +1,7 @@
 //! The one way outbound HTTP clients are built: TLS roots (system plus an optional extra bundle),
 //! no redirects, connect and total timeouts.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::config::UpstreamConfig;
 
@@ -47,4 +47,52 @@ pub fn client(
         .pool_idle_timeout(Duration::from_secs(60))
         .tls_certs_merge(roots.iter().cloned());
     Ok(builder.build()?)
+}
+
+/// Parses `Retry-After` as seconds (possibly fractional) or an HTTP date; capped at an hour.
+pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
+    let v = value?.to_str().ok()?.trim();
+    let d = if let Ok(secs) = v.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        Duration::from_secs_f64(secs.min(3600.0))
+    } else {
+        let when = httpdate::parse_http_date(v).ok()?;
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(Duration::from_secs(3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_accepts_fractions_and_dates() {
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("2.128"))),
+            Some(Duration::from_secs_f64(2.128))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("0"))),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("soon"))),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("-1"))),
+            None
+        );
+    }
 }

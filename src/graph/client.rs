@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::metrics;
-use crate::token::obo::parse_retry_after;
+use crate::outbound::parse_retry_after;
 
 /// Largest Graph error body read; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;

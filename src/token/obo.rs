@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::credential::Credential;
 use crate::metrics;
+use crate::outbound::parse_retry_after;
 
 /// A Graph access token obtained for one caller and scope.
 pub struct GraphToken {
@@ -107,22 +108,6 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Er
         N::N(n) => Ok(n),
         N::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
     }
-}
-
-/// Parses `Retry-After` as seconds (possibly fractional) or an HTTP date; capped at an hour.
-pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
-    let v = value?.to_str().ok()?.trim();
-    let d = if let Ok(secs) = v.parse::<f64>() {
-        if !secs.is_finite() || secs < 0.0 {
-            return None;
-        }
-        Duration::from_secs_f64(secs.min(3600.0))
-    } else {
-        let when = httpdate::parse_http_date(v).ok()?;
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    };
-    Some(d.min(Duration::from_secs(3600)))
 }
 
 /// No Entra access token lives longer than this (CAE tokens: up to 28 hours); a larger
@@ -360,7 +345,6 @@ fn classify(f: TokenFailure, scope: &str) -> OboError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn an_absurd_expires_in_is_saturated_not_a_panic() {
@@ -378,32 +362,6 @@ mod tests {
             cache_until(now, 10, margin),
             now,
             "shorter than the margin: not cached"
-        );
-    }
-
-    #[test]
-    fn retry_after_accepts_fractions_and_dates() {
-        assert_eq!(
-            parse_retry_after(Some(&HeaderValue::from_static("2.128"))),
-            Some(Duration::from_secs_f64(2.128))
-        );
-        assert_eq!(
-            parse_retry_after(Some(&HeaderValue::from_static("0"))),
-            Some(Duration::ZERO)
-        );
-        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
-        let d = parse_retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
-        assert!(
-            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
-            "{d:?}"
-        );
-        assert_eq!(
-            parse_retry_after(Some(&HeaderValue::from_static("soon"))),
-            None
-        );
-        assert_eq!(
-            parse_retry_after(Some(&HeaderValue::from_static("-1"))),
-            None
         );
     }
 
