@@ -83,28 +83,52 @@ impl PhotoService {
         self.validator.validate(bearer_token(credentials)?).await
     }
 
-    /// Performs the upload and returns the receipt.
+    /// Performs the upload and returns the receipt. Every outcome of an authenticated attempt,
+    /// refusals included, leaves one audit line.
     pub async fn update(
         self: &Arc<Self>,
         up: PhotoUpdate<'_>,
         body: BodyStream,
     ) -> Result<UploadReceipt, ApiError> {
-        self.authorize(&up)?;
-        let _reservation = self.admit(&up)?;
+        let mut received = None;
+        let outcome = self.run(&up, body, &mut received).await;
+        audit::outcome(&up, &outcome, received.as_ref());
+        outcome
+    }
+
+    /// An authenticated request refused before it named a photo (a bad or unknown path): still
+    /// an attempted change an auditor must see.
+    pub fn refused_before_target(
+        &self,
+        caller: &Caller,
+        method: &str,
+        path: &str,
+        error: &ApiError,
+    ) {
+        audit::refused_before_target(caller, method, path, error);
+    }
+
+    async fn run(
+        &self,
+        up: &PhotoUpdate<'_>,
+        body: BodyStream,
+        received: &mut Option<Photo>,
+    ) -> Result<UploadReceipt, ApiError> {
+        self.authorize(up)?;
+        let _reservation = self.admit(up)?;
         let scope = self
             .scopes
             .get(up.target.kind(), Access::Write)
             .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
-        let (photo, token) = self.receive(&up, body, scope).await?;
+        let (photo, token) = self.receive(up, body, scope, received).await?;
         metrics::photo_bytes(photo.len());
-        let _slot = self.mailbox_slot(&up, &photo).await?;
+        let _slot = self.mailbox_slot(up, &photo).await?;
         let graph_path = up.target.graph_path();
-        let outcome = self
-            .send(&up, &graph_path, &photo, token, scope)
-            .await
-            .map(|graph_request_id| receipt(&up, graph_path, &photo, graph_request_id));
-        audit(&up, &outcome, photo.len());
-        outcome
+        // Written before Graph is called: a caller that disconnects mid-call still leaves a
+        // trace of a change that may have happened.
+        audit::attempt(up, &graph_path, &photo);
+        let graph_request_id = self.send(up, &graph_path, &photo, token, scope).await?;
+        Ok(receipt(up, graph_path, &photo, graph_request_id))
     }
 
     /// The calling app may change this kind of target.
@@ -128,13 +152,17 @@ impl PhotoService {
         up: &PhotoUpdate<'_>,
         body: BodyStream,
         scope: &str,
+        received: &mut Option<Photo>,
     ) -> Result<(Photo, Arc<GraphToken>), ApiError> {
         let (photo, token) = tokio::join!(
             read_photo(up.body, body, self.upload),
             self.tokens
                 .get(up.caller.assertion.expose(), scope, up.traceparent)
         );
-        Ok((photo?, token?))
+        let photo = photo?;
+        // Known from here on, for the audit line, even if the token exchange failed.
+        *received = Some(photo.clone());
+        Ok((photo, token?))
     }
 
     /// Waits briefly for room under Graph's per-mailbox limits.
@@ -205,32 +233,88 @@ fn receipt(
     }
 }
 
-/// One line per photo change, on its own target so it can be routed separately.
-fn audit(up: &PhotoUpdate<'_>, outcome: &Result<UploadReceipt, ApiError>, bytes: usize) {
-    match outcome {
-        Ok(r) => tracing::info!(
+/// The audit trail: one line per authenticated attempt to change a photo, on its own target
+/// (`photo_gateway::audit`) so it can be routed separately. Never the photo or a token: who, what,
+/// how many bytes and their SHA-256, and the outcome code.
+mod audit {
+    use super::{PhotoUpdate, UploadReceipt};
+    use crate::auth::Caller;
+    use crate::error::ApiError;
+    use crate::upload::Photo;
+
+    /// About to call Graph.
+    pub(super) fn attempt(up: &PhotoUpdate<'_>, graph_path: &str, photo: &Photo) {
+        tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %up.caller.tenant_id,
             user_oid = %up.caller.object_id,
             client_app = %up.caller.client_app_id,
-            target_path = %r.target,
-            method = %r.method,
-            bytes = r.bytes,
-            sha256 = %r.sha256,
-            outcome = "success",
-            graph_request_id = r.graph_request_id.as_deref().unwrap_or(""),
-            "photo changed"
-        ),
-        Err(e) => tracing::info!(
-            target: "photo_gateway::audit",
-            tenant_id = %up.caller.tenant_id,
-            user_oid = %up.caller.object_id,
-            client_app = %up.caller.client_app_id,
-            target_path = %up.target.graph_path(),
+            target_path = %graph_path,
             method = %up.method,
-            bytes,
+            bytes = photo.len(),
+            sha256 = %photo.sha256,
+            outcome = "attempt",
+            "photo change attempted"
+        );
+    }
+
+    /// How the attempt ended.
+    pub(super) fn outcome(
+        up: &PhotoUpdate<'_>,
+        outcome: &Result<UploadReceipt, ApiError>,
+        received: Option<&Photo>,
+    ) {
+        match outcome {
+            Ok(r) => tracing::info!(
+                target: "photo_gateway::audit",
+                tenant_id = %up.caller.tenant_id,
+                user_oid = %up.caller.object_id,
+                client_app = %up.caller.client_app_id,
+                target_path = %r.target,
+                method = %r.method,
+                bytes = r.bytes,
+                sha256 = %r.sha256,
+                outcome = "success",
+                graph_request_id = r.graph_request_id.as_deref().unwrap_or(""),
+                "photo changed"
+            ),
+            Err(e) => tracing::info!(
+                target: "photo_gateway::audit",
+                tenant_id = %up.caller.tenant_id,
+                user_oid = %up.caller.object_id,
+                client_app = %up.caller.client_app_id,
+                target_path = %up.target.graph_path(),
+                method = %up.method,
+                bytes = received.map(Photo::len),
+                sha256 = received.map(|p| p.sha256.as_str()),
+                outcome = e.code(),
+                graph_request_id = graph_request_id(e),
+                "photo change failed"
+            ),
+        }
+    }
+
+    /// Graph's request id, when Graph answered.
+    fn graph_request_id(e: &ApiError) -> Option<&str> {
+        match e {
+            ApiError::GraphRejected { graph, .. }
+            | ApiError::GraphRejectedToken { graph, .. }
+            | ApiError::GraphUnavailable { graph, .. }
+            | ApiError::GraphError { graph, .. } => graph.request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn refused_before_target(caller: &Caller, method: &str, path: &str, e: &ApiError) {
+        tracing::info!(
+            target: "photo_gateway::audit",
+            tenant_id = %caller.tenant_id,
+            user_oid = %caller.object_id,
+            client_app = %caller.client_app_id,
+            request_path = %path,
+            method = %method,
             outcome = e.code(),
-            "photo change failed"
-        ),
+            "photo change refused"
+        );
     }
 }

@@ -81,12 +81,7 @@ pub async fn request_context(
         Err(e) => {
             // Only a caught panic gets here (its answer is already stamped); still count it.
             let status = e.as_response_error().status_code().as_u16();
-            crate::metrics::http_request(
-                "unmatched".to_owned(),
-                method.as_str(),
-                status,
-                start.elapsed(),
-            );
+            crate::metrics::http_request(UNMATCHED, method.as_str(), status, start.elapsed());
             return Err(e);
         }
     };
@@ -94,9 +89,16 @@ pub async fn request_context(
         .request()
         .extensions()
         .get::<RouteTemplate>()
-        .map(|r| r.0.to_owned())
-        .or_else(|| res.request().match_pattern())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .map(|r| r.0)
+        .or_else(|| {
+            res.request().match_pattern().and_then(|p| {
+                crate::http::ROUTE_PATTERNS
+                    .iter()
+                    .copied()
+                    .find(|k| *k == p)
+            })
+        })
+        .unwrap_or(UNMATCHED);
     crate::metrics::http_request(
         route,
         res.request().method().as_str(),
@@ -121,6 +123,9 @@ pub fn stamp_headers(headers: &mut actix_web::http::header::HeaderMap, request_i
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
+
+/// The route label of a request no route matched (bounded: never the raw path).
+const UNMATCHED: &str = "unmatched";
 
 /// The route template a request was matched to (bounded label for metrics, never raw ids).
 #[derive(Debug, Clone, Copy)]

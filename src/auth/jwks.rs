@@ -20,7 +20,17 @@ pub struct KeySet {
     keys: HashMap<String, Arc<DecodingKey>>,
     /// Accepted `iss` values.
     pub issuers: Vec<String>,
+    /// The tenant id as the v2 discovery document's issuer names it
+    /// (`https://login.microsoftonline.com/{tenant id}/v2.0`): tokens must carry it as `tid`.
+    pub tenant_id: Option<String>,
     jwks_uri: String,
+}
+
+/// The tenant id in an Entra issuer: its first path segment.
+fn tenant_of_issuer(issuer: &str) -> Option<String> {
+    let url = url::Url::parse(issuer).ok()?;
+    let first = url.path_segments()?.next()?;
+    (!first.is_empty()).then(|| first.to_ascii_lowercase())
 }
 
 #[derive(Deserialize)]
@@ -169,10 +179,11 @@ impl KeyStore {
 
     async fn reload_inner(&self, with_discovery: bool) -> Result<(), JwksError> {
         let previous = self.current();
-        let (jwks_uri, issuers) = match (&previous, with_discovery) {
-            (Some(p), false) => (p.jwks_uri.clone(), p.issuers.clone()),
+        let (jwks_uri, issuers, tenant_id) = match (&previous, with_discovery) {
+            (Some(p), false) => (p.jwks_uri.clone(), p.issuers.clone(), p.tenant_id.clone()),
             _ => {
                 let v2: Discovery = self.get_json(&self.discovery_v2).await?;
+                let tenant_id = tenant_of_issuer(&v2.issuer);
                 let mut issuers = vec![v2.issuer.clone()];
                 match self.get_json::<Discovery>(&self.discovery_v1).await {
                     Ok(v1) if v1.issuer != v2.issuer => issuers.push(v1.issuer),
@@ -184,7 +195,7 @@ impl KeyStore {
                 if let Some(o) = &self.issuers_override {
                     issuers = o.clone();
                 }
-                (v2.jwks_uri, issuers)
+                (v2.jwks_uri, issuers, tenant_id)
             }
         };
         let set: JwkSet = self.get_json(&jwks_uri).await?;
@@ -210,6 +221,7 @@ impl KeyStore {
         let next = Arc::new(KeySet {
             keys,
             issuers,
+            tenant_id,
             jwks_uri,
         });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(next);

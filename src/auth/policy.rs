@@ -101,6 +101,10 @@ mod tests {
             user: "megan@contoso.com".into(),
         };
         let own = PhotoTarget::User {
+            user: "OID-1".into(),
+        };
+        // The caller's UPN is a mutable claim: it names the caller's mailbox, but grants nothing.
+        let own_upn = PhotoTarget::User {
             user: "ADELE@contoso.com".into(),
         };
         let group = PhotoTarget::Group { group: "g".into() };
@@ -125,6 +129,11 @@ mod tests {
             p.authorize(&caller("app-b"), &their_contact).is_ok(),
             "wildcard grant"
         );
-        assert_eq!(own.mailbox(caller("a").identity()), "oid-1");
+        assert!(matches!(
+            p.authorize(&caller("app-b"), &own_upn),
+            Err(ApiError::CallerNotAllowed(_))
+        ));
+        assert!(p.authorize(&caller("app-a"), &own_upn).is_ok());
+        assert_eq!(own_upn.mailbox(caller("a").identity()), "oid-1");
     }
 }

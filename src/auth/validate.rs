@@ -118,10 +118,10 @@ impl TokenValidator {
         let key = self.keys.key_or_refresh(kid).await.ok_or_else(|| {
             invalid("the token's signing key (kid) is not one of the tenant's keys")
         })?;
-        let issuers = self
+        let (issuers, tenant) = self
             .keys
             .current()
-            .map(|s| s.issuers.clone())
+            .map(|s| (s.issuers.clone(), s.tenant_id.clone()))
             .unwrap_or_default();
 
         let mut v = Validation::new(Algorithm::RS256);
@@ -185,6 +185,14 @@ impl TokenValidator {
         let tenant_id = c
             .tid
             .ok_or_else(|| invalid("the token names no tenant (tid)"))?;
+        // `iss` alone is not enough when several issuers are accepted: the token must be for
+        // this gateway's own tenant.
+        if tenant
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case(&tenant_id))
+        {
+            return Err(invalid("the token was issued for another tenant (tid)"));
+        }
         Ok(Caller {
             tenant_id,
             object_id,

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::metrics;
+use crate::metrics::{self, GraphOutcome};
 use crate::outbound::parse_retry_after;
 
 /// Largest Graph error body read; the rest is ignored.
@@ -201,20 +201,20 @@ impl GraphClient {
             let result = req.send().await;
             let (status, retry_after, failure) = match result {
                 Err(e) if e.is_timeout() => {
-                    metrics::graph_call("timeout", sent.elapsed());
+                    metrics::graph_call(GraphOutcome::Timeout, sent.elapsed());
                     return Err(GraphFailure::AttemptTimeout);
                 }
                 Err(e) if e.is_connect() => {
-                    metrics::graph_call("connect_error", sent.elapsed());
+                    metrics::graph_call(GraphOutcome::ConnectError, sent.elapsed());
                     (None, None, GraphFailure::ConnectFailed)
                 }
                 Err(_) => {
-                    metrics::graph_call("reset", sent.elapsed());
+                    metrics::graph_call(GraphOutcome::Reset, sent.elapsed());
                     return Err(GraphFailure::Reset);
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    metrics::graph_call(status.as_str(), sent.elapsed());
+                    metrics::graph_call(GraphOutcome::Status(status.as_u16()), sent.elapsed());
                     if status.is_success() {
                         return Ok(header_str(resp.headers(), "request-id"));
                     }

@@ -62,10 +62,10 @@ pub struct Identity<'a> {
 }
 
 impl Identity<'_> {
-    /// True when `user` (an object id or UPN from a path) names this user.
+    /// True when `user` (an id from a path) is this user's object id. The sign-in name is not
+    /// compared: Microsoft documents it as mutable and unfit for authorization.
     pub fn is(&self, user: &str) -> bool {
         user.eq_ignore_ascii_case(self.object_id)
-            || self.username.is_some_and(|u| user.eq_ignore_ascii_case(u))
     }
 }
 
@@ -304,7 +304,8 @@ impl PhotoTarget {
         }
     }
 
-    /// Whose photo this is: a path naming the caller by object id or UPN is the caller's own.
+    /// Whose photo this is: `/me`, or a path naming the caller's object id, is the caller's own
+    /// (by the immutable `oid` only; the UPN may name the caller's mailbox but grants nothing).
     pub fn whose(&self, caller: Identity<'_>) -> Whose {
         match self {
             PhotoTarget::Me | PhotoTarget::MyContact { .. } => Whose::Own,

@@ -75,8 +75,8 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// Swagger UI at `/docs/`, reading `/openapi.json`.
-pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+pub fn swagger_ui(pattern: &'static str) -> SwaggerUi {
+    SwaggerUi::new(pattern).config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
 }
 
 /// `GET /docs` → `/docs/`.

@@ -11,15 +11,26 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
 
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+const OPENAPI: &str = "/openapi.json";
+const DOCS: &str = "/docs";
+const DOCS_UI: &str = "/docs/{_:.*}";
+const PHOTOS: &str = "/v1.0/{tail:.*}";
+
+/// Every route pattern registered: the only values a route label may take besides the photo
+/// templates and `unmatched`.
+pub const ROUTE_PATTERNS: &[&str] = &[HEALTHZ, READYZ, OPENAPI, DOCS, DOCS_UI, PHOTOS];
+
 /// Registers every route of the public API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/openapi.json", web::get().to(docs::openapi_json))
-        .route("/docs", web::get().to(docs::docs_redirect))
-        .service(docs::swagger_ui())
+    cfg.route(HEALTHZ, web::get().to(health::healthz))
+        .route(READYZ, web::get().to(health::readyz))
+        .route(OPENAPI, web::get().to(docs::openapi_json))
+        .route(DOCS, web::get().to(docs::docs_redirect))
+        .service(docs::swagger_ui(DOCS_UI))
         .service(
-            web::resource("/v1.0/{tail:.*}")
+            web::resource(PHOTOS)
                 .route(web::put().to(photo::update_photo))
                 .route(web::patch().to(photo::update_photo))
                 .default_service(web::to(method_not_allowed)),

@@ -63,7 +63,16 @@ pub async fn update_photo(
     let caller = state.photos.authenticate(&credentials(&req)).await?;
     span.record("client_app", caller.client_app_id.as_str());
     span.record("tenant_id", caller.tenant_id.as_str());
-    let target = PhotoTarget::parse(req.path()).map_err(|e| target_error(e, req.path()))?;
+    let target = match PhotoTarget::parse(req.path()) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = target_error(e, req.path());
+            state
+                .photos
+                .refused_before_target(&caller, req.method().as_str(), req.path(), &e);
+            return Err(e);
+        }
+    };
     span.record("http.route", target.template());
     span.record("target_kind", target.kind().as_str());
     req.extensions_mut()

@@ -36,12 +36,65 @@ pub fn render() -> String {
         .unwrap_or_default()
 }
 
-/// One HTTP request finished.
-pub fn http_request(route: String, method: &str, status: u16, elapsed: Duration) {
+/// Methods a label may name; any other is `other`, so invented methods cannot add series.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Statuses a label may name: the ones the gateway and Graph are known to answer with; any other
+/// is its class (`2xx` … `5xx`, or `other`), so an upstream's odd status cannot add series.
+fn status_label(status: u16) -> &'static str {
+    const KNOWN: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (301, "301"),
+        (304, "304"),
+        (308, "308"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (431, "431"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    if let Some((_, label)) = KNOWN.iter().find(|(s, _)| *s == status) {
+        return label;
+    }
+    match status / 100 {
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "other",
+    }
+}
+
+/// One HTTP request finished. `route` is a route template (never a raw path).
+pub fn http_request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
     let labels = [
         ("route", route),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
+        ("method", method_label(method)),
+        ("status", status_label(status)),
     ];
     ::metrics::counter!("photo_gateway_http_requests_total", &labels).increment(1);
     ::metrics::histogram!("photo_gateway_http_request_duration_seconds", &labels[..2])
@@ -68,11 +121,28 @@ pub fn token_request(outcome: &'static str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// A Graph call finished with `status` (an HTTP status or a transport outcome).
-pub fn graph_call(status: &str, elapsed: Duration) {
-    let status = status.to_owned();
-    ::metrics::counter!("photo_gateway_graph_requests_total", "status" => status.clone())
-        .increment(1);
+/// How a Graph call ended.
+#[derive(Debug, Clone, Copy)]
+pub enum GraphOutcome {
+    /// Graph answered with this status.
+    Status(u16),
+    /// No answer in time.
+    Timeout,
+    /// The connection could not be made.
+    ConnectError,
+    /// The connection was reset before an answer.
+    Reset,
+}
+
+/// A Graph call finished.
+pub fn graph_call(outcome: GraphOutcome, elapsed: Duration) {
+    let status = match outcome {
+        GraphOutcome::Status(s) => status_label(s),
+        GraphOutcome::Timeout => "timeout",
+        GraphOutcome::ConnectError => "connect_error",
+        GraphOutcome::Reset => "reset",
+    };
+    ::metrics::counter!("photo_gateway_graph_requests_total", "status" => status).increment(1);
     ::metrics::histogram!("photo_gateway_graph_request_duration_seconds", "status" => status)
         .record(elapsed.as_secs_f64());
 }
@@ -91,4 +161,20 @@ pub fn jwks_refresh(ok: bool) {
 /// Uploads in flight changed by `delta`.
 pub fn uploads_in_flight(delta: f64) {
     ::metrics::gauge!("photo_gateway_uploads_in_flight").increment(delta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{method_label, status_label};
+
+    #[test]
+    fn labels_come_from_a_fixed_set() {
+        assert_eq!(method_label("PUT"), "PUT");
+        assert_eq!(method_label("X1"), "other");
+        assert_eq!(method_label("put"), "other");
+        assert_eq!(status_label(413), "413");
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(999), "other");
+        assert_eq!(status_label(42), "other");
+    }
 }
