@@ -26,10 +26,18 @@ async fn every_photo_change_is_audited() {
 
     let sha = sha256_hex(&photo);
     let lines = audit_lines();
-    let line = lines
+    // Before Graph is called, an "attempt" line: a change that may happen leaves a trace even if
+    // the caller goes away.
+    let attempt = lines
         .iter()
-        .find(|l| l["fields"]["sha256"] == sha.as_str())
+        .position(|l| l["fields"]["sha256"] == sha.as_str() && l["fields"]["outcome"] == "attempt")
+        .unwrap_or_else(|| panic!("no attempt line for this upload among {lines:?}"));
+    let (i, line) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l["fields"]["sha256"] == sha.as_str() && l["fields"]["outcome"] != "attempt")
         .unwrap_or_else(|| panic!("no audit line for this upload among {lines:?}"));
+    assert!(attempt < i, "the attempt is logged before the outcome");
     let f = &line["fields"];
     assert_eq!(f["tenant_id"], TENANT_ID);
     assert_eq!(f["user_oid"], DEMO_USER_ID);
