@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use photo_gateway_emulators::FaultRule;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
+use crate::helpers::{DEMO, TestApp, jpeg, spawn_app, spawn_app_with};
 
 const ME: &str = "/v1.0/me/photo/$value";
 
@@ -156,4 +156,41 @@ async fn graph_500_is_502_and_a_reset_is_graph_unreachable() {
         200,
         "recovers at once"
     );
+}
+
+#[tokio::test]
+async fn requests_refused_together_by_graph_share_one_fresh_exchange() {
+    // Many uploads at once with one cached token that Graph has revoked (continuous access
+    // evaluation): each gets 401 with a claims challenge, and all of them must wait for one
+    // single-flight exchange instead of exchanging once each (issue 14 item 8).
+    let app = spawn_app_with(|v| {
+        v.push(("PHOTO_GATEWAY_MAILBOX_CONCURRENCY".into(), "0".into()));
+        v.push(("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S".into(), "0".into()));
+    })
+    .await;
+    let token = app.token(DEMO);
+    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.obo_exchanges(), 1);
+    // The cached token must be from an earlier second than the revocation.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.emus.graph.revoke_tokens_issued_before_now();
+    let n = 16;
+    let uploads = (0..n).map(|i| app.put_raw(ME, &token, jpeg(100, 10 + i as u8)));
+    let answers = futures_util::future::join_all(uploads).await;
+    for r in answers {
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    assert_eq!(
+        app.obo_exchanges(),
+        2,
+        "{n} requests refused with one token cause one fresh exchange"
+    );
+    let revoked = app
+        .emus
+        .graph
+        .requests()
+        .iter()
+        .filter(|r| r.status == 401)
+        .count();
+    assert!(revoked >= 1, "Graph refused the revoked token");
 }

@@ -4,6 +4,7 @@
 use hyper::StatusCode;
 use hyper::http::request::Parts;
 use serde_json::Value;
+use std::sync::atomic::Ordering;
 
 use super::GraphState;
 use super::error::GraphError;
@@ -91,6 +92,11 @@ impl GraphState {
             return Err(GraphError::unauthorized(
                 "Lifetime validation failed, the token is expired.",
             ));
+        }
+        let revoked_before = self.revoked_before.load(Ordering::Acquire);
+        let iat = claims.get("iat").and_then(Value::as_u64).unwrap_or(0);
+        if iat < revoked_before {
+            return Err(GraphError::revoked(revoked_before));
         }
         let roles = claims.get("roles").and_then(Value::as_array).map(|r| {
             r.iter()

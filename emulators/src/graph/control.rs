@@ -25,5 +25,7 @@ impl ControlApi for GraphState {
         lock(&self.counters).clear();
         lock(&self.requests).clear();
         write(&self.photos).clear();
+        self.revoked_before
+            .store(0, std::sync::atomic::Ordering::Release);
     }
 }

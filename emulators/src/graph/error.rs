@@ -14,6 +14,8 @@ pub(super) struct GraphError {
     pub(super) code: &'static str,
     pub(super) message: String,
     pub(super) challenge: bool,
+    /// A continuous-access-evaluation claims challenge (JSON), sent base64 in the challenge.
+    pub(super) claims: Option<String>,
 }
 
 impl GraphError {
@@ -27,6 +29,20 @@ impl GraphError {
             code,
             message: message.into(),
             challenge: false,
+            claims: None,
+        }
+    }
+
+    /// Graph's answer to a token revoked by continuous access evaluation: 401 with a claims
+    /// challenge the client passes to Entra for a newer token.
+    pub(super) fn revoked(not_before: u64) -> GraphError {
+        GraphError {
+            claims: Some(format!(
+                r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{not_before}"}}}}}}"#
+            )),
+            ..GraphError::unauthorized(
+                "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokensRevoked",
+            )
         }
     }
 
@@ -62,10 +78,17 @@ impl GraphState {
             }}),
         );
         if e.challenge {
-            let challenge = format!(
+            let mut challenge = format!(
                 "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"{GRAPH_APP_ID}\"",
                 self.entra_url
             );
+            if let Some(claims) = &e.claims {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(claims);
+                challenge.push_str(&format!(
+                    ", error=\"insufficient_claims\", claims=\"{b64}\""
+                ));
+            }
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 resp.headers_mut().insert("www-authenticate", v);
             }

@@ -11,6 +11,7 @@ mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -41,6 +42,8 @@ pub(crate) struct GraphState {
     counters: Mutex<HashMap<(String, String, u16), u64>>,
     requests: Mutex<VecDeque<RecordedRequest>>,
     capacity: usize,
+    /// Tokens issued (`iat`) before this Unix second are revoked (0: none).
+    pub(super) revoked_before: AtomicU64,
 }
 
 impl GraphState {
@@ -64,6 +67,7 @@ impl GraphState {
             counters: Mutex::new(HashMap::new()),
             requests: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
             capacity,
+            revoked_before: AtomicU64::new(0),
         }
     }
 }
@@ -76,6 +80,15 @@ pub struct GraphEmulator {
 }
 
 impl GraphEmulator {
+    /// Revokes every token issued before now, as continuous access evaluation does after a
+    /// user's sessions are revoked: Graph answers them with 401 and a claims challenge; tokens
+    /// issued from the next second on are accepted. Returns the cutoff (Unix seconds).
+    pub fn revoke_tokens_issued_before_now(&self) -> u64 {
+        let cutoff = u64::try_from(crate::util::now_secs()).unwrap_or(0);
+        self.state.revoked_before.store(cutoff, Ordering::Release);
+        cutoff
+    }
+
     /// `https://127.0.0.1:PORT` (without `/v1.0`); also the Graph resource its tokens are for.
     pub fn url(&self) -> String {
         self.state.url.clone()
