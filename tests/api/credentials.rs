@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};
+use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, spawn_app_with};
 
 const ME: &str = "/v1.0/me/photo/$value";
 
@@ -98,4 +98,44 @@ async fn a_secret_file_is_reread_when_it_changes() {
     std::fs::write(&file, format!("{}\n", app.emus.gateway_client_secret())).unwrap();
     let resp = app.put_raw(ME, &app.token(DEMO), jpeg(500, 1)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn an_unreadable_credential_file_is_500_without_its_path_in_the_answer() {
+    // Issue 14 item 5: the path and the OS error go to the log, not to the caller.
+    let dir = temp_dir("vanishing");
+    let file = dir.join("client-secret-that-vanishes");
+    std::fs::write(&file, "whatever\n").unwrap();
+    let app = spawn_app_with(|v| {
+        swap_credential(
+            v,
+            "PHOTO_GATEWAY_CLIENT_SECRET_FILE",
+            file.display().to_string(),
+        )
+    })
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    let (status, _, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(500, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("gateway-credential-rejected")),
+        "{body}"
+    );
+    let answer = body.to_string();
+    for leak in [
+        "client-secret-that-vanishes",
+        "/tmp",
+        "No such file",
+        "os error",
+    ] {
+        assert!(
+            !answer.contains(leak),
+            "{leak:?} reached the caller: {answer}"
+        );
+    }
+    assert!(
+        captured_logs().contains("client-secret-that-vanishes"),
+        "the path is in the log for the operator"
+    );
 }

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
+use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, spawn_app};
 
 const ME: &str = "/v1.0/me/photo/$value";
 
@@ -143,4 +143,95 @@ async fn token_endpoint_down_is_503_with_retry_after_and_recovery_is_immediate()
         "first request after recovery: {}",
         resp.text().await.unwrap()
     );
+}
+
+/// Entra's real error texts name the gateway's app id, trace and correlation ids and times.
+fn entra_text(code: u64, what: &str, client_id: &str) -> String {
+    format!(
+        "AADSTS{code}: {what} Application '{client_id}'(photo-gateway). Trace ID: 0b9d4e0e-6c1f-4b8a-9d3e-1f2a3b4c5d6e Correlation ID: 3f1b2c9e-6a4d-4c1e-9f0a-2b7d8e6c5a41 Timestamp: 2026-12-03 09:00:00Z"
+    )
+}
+
+#[tokio::test]
+async fn entra_free_text_reaches_the_log_and_only_its_aadsts_number_the_caller() {
+    // Issue 14 item 5: the caller gets a stable detail and `aadsts`; Entra's text (with the
+    // gateway's app id and trace ids) goes to the log only.
+    let app = spawn_app().await;
+    let client_id = app.emus.gateway_client_id().to_owned();
+    let cases = [
+        (
+            400,
+            "invalid_grant",
+            500133u64,
+            "Assertion is not within its valid time range.",
+            401,
+            "invalid-token",
+        ),
+        (
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+            500,
+            "gateway-credential-rejected",
+        ),
+        (
+            400,
+            "invalid_scope",
+            70011,
+            "The provided value for the input parameter 'scope' is not valid.",
+            502,
+            "identity-rejected",
+        ),
+        (
+            400,
+            "invalid_grant",
+            65001,
+            "The user or administrator has not consented to use the application.",
+            403,
+            "consent-required",
+        ),
+    ];
+    for (http, error, code, what, status, problem_code) in cases {
+        let text = entra_text(code, what, &client_id);
+        let body =
+            serde_json::json!({"error": error, "error_description": text, "error_codes": [code]});
+        app.emus.entra.clear_faults();
+        app.emus.entra.add_fault(
+            FaultRule::status(http)
+                .body(&body.to_string())
+                .path_prefix(&token_path(&app)),
+        );
+        let (got, headers, problem) =
+            TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        assert_eq!(
+            (got, problem["code"].as_str()),
+            (status, Some(problem_code)),
+            "{problem}"
+        );
+        assert_eq!(problem["aadsts"], code, "{problem}");
+        let answer = format!("{problem} {:?}", headers.get("www-authenticate"));
+        for secret in [
+            "AADSTS",
+            "Trace ID",
+            "0b9d4e0e",
+            "Correlation",
+            client_id.as_str(),
+            what,
+        ] {
+            assert!(
+                !answer.contains(secret),
+                "{secret:?} reached the caller: {answer}"
+            );
+        }
+        assert!(
+            problem["requestId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+        assert!(
+            captured_logs().contains(&format!("AADSTS{code}: {what}")),
+            "Entra's text for AADSTS{code} is in the log"
+        );
+    }
 }
