@@ -1,9 +1,9 @@
 //! One audit line per photo change, on its own log target, with who, what, how much and how it
 //! went.
 
-use photo_gateway_emulators::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, TENANT_ID};
+use photo_gateway_emulators::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, GROUP_ID, TENANT_ID};
 
-use crate::helpers::{DEMO, captured_logs, jpeg, sha256_hex, spawn_app};
+use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, sha256_hex, spawn_app, spawn_app_with};
 
 fn audit_lines() -> Vec<serde_json::Value> {
     captured_logs()
@@ -67,3 +67,62 @@ async fn every_photo_change_is_audited() {
         "{lines:?}"
     );
 }
+
+#[tokio::test]
+async fn every_authenticated_refusal_is_audited_with_its_code_and_401s_are_not() {
+    // Issue 14 item 4: refusals before Graph leave an audit line with their outcome code.
+    let app = spawn_app_with(|v| {
+        v.retain(|(k, _)| k != "PHOTO_GATEWAY_CALLER_POLICY");
+        v.push(("PHOTO_GATEWAY_CALLER_RATE_PER_MIN".into(), "1".into()));
+        v.push(("PHOTO_GATEWAY_CALLER_BURST".into(), "2".into()));
+    })
+    .await;
+    let me = "/v1.0/me/photo/$value";
+    let group = format!("/v1.0/groups/{GROUP_ID}/photo/$value");
+    // A user of its own, so the lines found are this test's.
+    let user = "lee.gu@contoso.onmicrosoft.com";
+    let token = app.token(user);
+    let png = b"\x89PNG\r\n\x1a\n0000000000000000".to_vec();
+    let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
+        (group.clone(), jpeg(100, 1), 403, "caller-not-allowed"),
+        (me.to_owned(), png, 415, "unsupported-media-type"),
+        (me.to_owned(), jpeg(4_194_304, 2), 413, "photo-too-large"),
+        (
+            "/v1.0/users/a%2Fb/photo/$value".to_owned(),
+            jpeg(100, 3),
+            400,
+            "invalid-target",
+        ),
+        (me.to_owned(), jpeg(100, 4), 429, "rate-limited"),
+    ];
+    for (path, body, status, code) in cases {
+        let (got, _, problem) = TestApp::problem(app.put_raw(&path, &token, body).await).await;
+        assert_eq!(
+            (got, problem["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {problem}"
+        );
+        let lines = audit_lines();
+        assert!(
+            lines.iter().any(|l| l["fields"]["user_oid"] == LEE_USER_ID
+                && l["fields"]["outcome"] == code
+                && l["fields"]["method"] == "PUT"),
+            "no audit line with outcome {code} among {lines:?}"
+        );
+    }
+    // An unauthenticated request is a request-log line, not an audit line: every audit line
+    // names an authenticated user.
+    let resp = app.put_raw(me, "not-a-token", jpeg(100, 5)).await;
+    assert_eq!(resp.status(), 401);
+    for line in audit_lines() {
+        assert!(
+            line["fields"]["user_oid"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty()),
+            "{line}"
+        );
+    }
+}
+
+/// Lee Gu of the seeded directory.
+const LEE_USER_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000103";

@@ -326,3 +326,57 @@ async fn unrelated_cookies_do_not_block_a_valid_request() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_for_another_tenant_is_refused_even_when_its_issuer_is_accepted() {
+    // Issue 14 item 7: with several accepted issuers, `iss` alone would take another tenant's
+    // token; `tid` must be the gateway's own tenant.
+    let other = "99999999-8888-7777-6666-555555555555";
+    let app = spawn_app_with(|v| {
+        let entra = v
+            .iter()
+            .find(|(k, _)| k == "PHOTO_GATEWAY_AUTHORITY_HOST")
+            .map(|(_, u)| u.clone())
+            .unwrap();
+        let tenant = v
+            .iter()
+            .find(|(k, _)| k == "PHOTO_GATEWAY_TENANT_ID")
+            .map(|(_, t)| t.clone())
+            .unwrap();
+        v.push((
+            "PHOTO_GATEWAY_ISSUERS".into(),
+            format!("{entra}/{tenant}/v2.0,{entra}/{other}/v2.0"),
+        ));
+    })
+    .await;
+    let mut spec = CallerTokenSpec::for_user(DEMO);
+    spec.extra_claims.insert(
+        "iss".into(),
+        json!(format!("{}/{other}/v2.0", app.emus.entra_url())),
+    );
+    spec.extra_claims.insert("tid".into(), json!(other));
+    let (status, headers, body) =
+        TestApp::problem(app.put_raw(ME, &app.token_with(spec), jpeg(100, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid-token")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("tenant"),
+        "{body}"
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    // The same configuration still takes the gateway's own tenant's tokens.
+    assert_eq!(
+        app.put_raw(ME, &app.token(DEMO), jpeg(100, 2))
+            .await
+            .status(),
+        200
+    );
+}

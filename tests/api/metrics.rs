@@ -1,6 +1,6 @@
 //! `/metrics` on its own port: Prometheus text with bounded labels (route templates, never ids).
 
-use crate::helpers::{DEMO, jpeg, spawn_app};
+use crate::helpers::{DEMO, jpeg, raw_http, spawn_app};
 
 #[tokio::test]
 async fn metrics_use_route_templates_and_count_the_flow() {
@@ -54,5 +54,43 @@ async fn metrics_use_route_templates_and_count_the_flow() {
             .unwrap()
             .status(),
         404
+    );
+}
+
+async fn metrics_text(app: &crate::helpers::TestApp) -> String {
+    let port = app.metrics_port.expect("metrics served");
+    app.client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn invented_methods_and_paths_add_no_series() {
+    // Issue 14 item 1: every label comes from a fixed set, so a client cannot grow /metrics.
+    let app = spawn_app().await;
+    for (i, path) in ["/healthz", "/v1.0/me/photo/$value", "/nowhere"]
+        .iter()
+        .enumerate()
+    {
+        raw_http(&app.address, &format!("WARMUP{i} {path} HTTP/1.1"), b"").await;
+    }
+    let before = metrics_text(&app).await.lines().count();
+    for i in 0..300 {
+        let path = ["/healthz", "/v1.0/me/photo/$value", &format!("/x{i}")][i % 3].to_owned();
+        let (status, _) = raw_http(&app.address, &format!("X{i} {path} HTTP/1.1"), b"").await;
+        assert!(status >= 400, "X{i} {path}: {status}");
+    }
+    let text = metrics_text(&app).await;
+    let after = text.lines().count();
+    assert!(!text.contains("method=\"X"), "invented methods are `other`");
+    assert!(!text.contains("/x1"), "raw paths are never labels");
+    assert!(
+        after <= before + 40,
+        "300 invented requests grew /metrics from {before} to {after} lines"
     );
 }
