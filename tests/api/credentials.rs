@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::{DEMO, ME, TestApp, jpeg, spawn_app_with, spawn_gateway};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pgw-{name}-{}", uuid::Uuid::new_v4()));
@@ -30,7 +28,7 @@ async fn a_certificate_credential_signs_a_ps256_assertion() {
     let cert = emus.entra.create_client_certificate().unwrap();
     std::fs::write(dir.join("cert.pem"), &cert.certificate_pem).unwrap();
     std::fs::write(dir.join("key.pem"), &cert.private_key_pem).unwrap();
-    let app = crate::helpers::spawn_gateway(emus, |v| {
+    let app = spawn_gateway(emus, |v| {
         swap_credential(
             v,
             "PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE",
@@ -57,7 +55,7 @@ async fn a_federated_token_file_is_reread_so_rotation_needs_no_restart() {
             .unwrap(),
     );
     std::fs::write(&file, emus.entra.federated_assertion(None, -600)).unwrap();
-    let app = crate::helpers::spawn_gateway(emus.clone(), |v| {
+    let app = spawn_gateway(emus.clone(), |v| {
         v.retain(|(k, _)| k != "PHOTO_GATEWAY_CLIENT_SECRET");
         v.push((
             "AZURE_FEDERATED_TOKEN_FILE".into(),

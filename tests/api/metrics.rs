@@ -1,18 +1,19 @@
 //! `/metrics` on its own port: Prometheus text with bounded labels (route templates, never ids).
 
-use crate::helpers::{DEMO, jpeg, spawn_app};
+use crate::support::{DEMO, GUEST_PHOTO, ME, jpeg, spawn_app};
 
 #[tokio::test]
 async fn metrics_use_route_templates_and_count_the_flow() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
-    let guest = "/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value";
     assert_eq!(
-        app.put_raw(guest, &token, jpeg(3000, 1)).await.status(),
+        app.put_raw(GUEST_PHOTO, &token, jpeg(3000, 1))
+            .await
+            .status(),
         200
     );
     assert_eq!(
-        app.put_raw("/v1.0/me/photo/$value", &token, b"not a jpeg".to_vec())
+        app.put_raw(ME, &token, b"not a jpeg".to_vec())
             .await
             .status(),
         415
