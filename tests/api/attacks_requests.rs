@@ -10,227 +10,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::helpers::{DEMO, Part, TestApp, jpeg, multipart_body, spawn_app, spawn_app_with};
+use crate::support::raw_http::{
+    CLOSE_WITHIN, RawResponse, closes_within, connect, open, read_response, send_verbatim,
+    stream_until_answer,
+};
+use crate::support::{
+    DEMO, ME, MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, TestApp, jpeg, multipart_body, spawn_app,
+    spawn_app_with,
+};
 
-const ME: &str = "/v1.0/me/photo/$value";
-const LIMIT: usize = 4_194_304;
 const BOUNDARY: &str = "----attack-boundary-5c1f";
-
-/// One HTTP/1.1 response read off a raw connection.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// The server closed the connection after this response (checked with [`closes_within`]).
-    closed: bool,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or("").to_owned()
-    }
-}
-
-/// Reads one response (head, then a Content-Length or chunked body). `None` when the connection
-/// ended before a full response head. `closed` is only set here when the server closed while the
-/// body was read; see [`closes_within`].
-async fn read_response(
-    stream: &mut (impl AsyncReadExt + Unpin),
-    wait: Duration,
-) -> Option<RawResponse> {
-    let deadline = Instant::now() + wait;
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i;
-        }
-        let left = deadline.checked_duration_since(Instant::now())?;
-        match tokio::time::timeout(left, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-            Ok(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut rest = buf[head_end + 4..].to_vec();
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok());
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let mut closed = false;
-    let complete = |rest: &[u8]| match (len, chunked) {
-        (Some(n), _) => rest.len() >= n,
-        (None, true) => find(rest, b"0\r\n\r\n").is_some(),
-        (None, false) => true,
-    };
-    while !complete(&rest) {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
-        match tokio::time::timeout(left, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                closed = true;
-                break;
-            }
-            Ok(Ok(n)) => rest.extend_from_slice(&tmp[..n]),
-            Err(_) => break,
-        }
-    }
-    let body = match (len, chunked) {
-        (Some(n), _) => rest[..n.min(rest.len())].to_vec(),
-        (None, true) => dechunk(&rest),
-        (None, false) => rest,
-    };
-    Some(RawResponse {
-        status,
-        headers,
-        body,
-        closed,
-    })
-}
-
-/// How long a server may take to close a connection it announced `Connection: close` on: the
-/// HTTP server lingers up to its client-disconnect timeout (1 s by default) for the client to
-/// close first.
-const CLOSE_WITHIN: Duration = Duration::from_secs(3);
-
-/// Whether the server closes the connection (EOF or reset) within `wait`; bytes read meanwhile
-/// are discarded.
-async fn closes_within(stream: &mut (impl AsyncReadExt + Unpin), wait: Duration) -> bool {
-    let deadline = Instant::now() + wait;
-    let mut tmp = [0u8; 8192];
-    loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            return false;
-        };
-        match tokio::time::timeout(left, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = find(data, b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..i]).unwrap_or("0"), 16).unwrap_or(0);
-        if size == 0 || data.len() < i + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&data[i + 2..i + 2 + size]);
-        data = &data[(i + 4 + size).min(data.len())..];
-    }
-    out
-}
-
-fn host(app: &TestApp) -> String {
-    app.address.trim_start_matches("http://").to_owned()
-}
-
-/// Sends `head` (request line and headers, no final blank line; Host is added) and `body`
-/// verbatim, then reads one response.
-async fn send_verbatim(app: &TestApp, head: &str, body: &[u8]) -> Option<RawResponse> {
-    let mut s = TcpStream::connect(host(app)).await.unwrap();
-    let req = format!("{head}\r\nHost: {}\r\n\r\n", host(app));
-    let _ = s.write_all(req.as_bytes()).await;
-    let _ = s.write_all(body).await;
-    let mut resp = read_response(&mut s, Duration::from_secs(15)).await?;
-    resp.closed = resp.closed || closes_within(&mut s, CLOSE_WITHIN).await;
-    Some(resp)
-}
-
-/// Streams a chunked body produced by `next_chunk` (None = stop without the final chunk) while
-/// reading the answer, and stops sending as soon as the answer arrives. Returns the answer and
-/// how many body bytes were written.
-async fn stream_until_answer(
-    app: &TestApp,
-    head: &str,
-    mut next_chunk: impl FnMut(usize) -> Option<bytes::Bytes> + Send + 'static,
-    pace: Duration,
-) -> (Option<RawResponse>, u64) {
-    let s = TcpStream::connect(host(app)).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
-    let req = format!(
-        "{head}\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        host(app)
-    );
-    wr.write_all(req.as_bytes()).await.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let release = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let stop = stop.clone();
-        let release = release.clone();
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let Some(chunk) = next_chunk(i) else {
-                    break;
-                };
-                i += 1;
-                let frame_head = format!("{:x}\r\n", chunk.len());
-                if wr.write_all(frame_head.as_bytes()).await.is_err()
-                    || wr.write_all(&chunk).await.is_err()
-                    || wr.write_all(b"\r\n").await.is_err()
-                {
-                    break;
-                }
-                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if !pace.is_zero() {
-                    tokio::time::sleep(pace).await;
-                }
-            }
-            // Keep the write half open (no FIN) until released: a stalled, not a finished, client.
-            while !release.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            drop(wr);
-        })
-    };
-    let mut resp = read_response(&mut rd, Duration::from_secs(30)).await;
-    stop.store(true, Ordering::Relaxed);
-    if let Some(r) = resp.as_mut() {
-        // The writer keeps its half open (no FIN): only the server can end the connection.
-        r.closed = r.closed || closes_within(&mut rd, CLOSE_WITHIN).await;
-    }
-    release.store(true, Ordering::Relaxed);
-    let _ = writer.await;
-    (resp, sent.load(Ordering::Relaxed))
-}
 
 fn auth_head(app: &TestApp, content_type: &str) -> String {
     format!(
@@ -256,16 +46,6 @@ fn assert_problem(resp: &Option<RawResponse>, status: u16, code: &str, what: &st
         "{what}"
     );
     r.json()
-}
-
-async fn assert_still_serving(app: &TestApp) {
-    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(400, 5)).await;
-    assert_eq!(
-        resp.status(),
-        200,
-        "the gateway still serves a valid request: {}",
-        resp.text().await.unwrap()
-    );
 }
 
 fn graph_writes(app: &TestApp) -> usize {
@@ -336,7 +116,7 @@ async fn multipart_without_a_usable_boundary_is_400_invalid_body() {
         );
     }
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -428,7 +208,7 @@ async fn many_parts_nesting_and_empty_parts_are_400_invalid_body() {
             ME,
             Some(&token),
             form,
-            "multipart/mixed; boundary=----photo-gateway-test-boundary-7MA4YWxkTrZu0gW",
+            &format!("multipart/mixed; boundary={MULTIPART_BOUNDARY}"),
         )
         .await;
     let (status, _, problem) = TestApp::problem(resp).await;
@@ -439,7 +219,7 @@ async fn many_parts_nesting_and_empty_parts_are_400_invalid_body() {
     );
 
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -492,7 +272,7 @@ async fn part_headers_over_the_limit_are_400_invalid_body() {
     );
 
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -562,7 +342,6 @@ async fn filenames_with_path_characters_are_never_used() {
 #[tokio::test]
 async fn a_body_that_ends_early_is_never_forwarded() {
     let app = spawn_app().await;
-    let host = host(&app);
     for (what, ct, declared, sent) in [
         (
             "raw",
@@ -575,12 +354,8 @@ async fn a_body_that_ends_early_is_never_forwarded() {
             b[..b.len() / 2].to_vec()
         }),
     ] {
-        let mut s = TcpStream::connect(&host).await.unwrap();
-        let head = format!(
-            "{}\r\nHost: {host}\r\nContent-Length: {declared}\r\n\r\n",
-            auth_head(&app, &ct)
-        );
-        s.write_all(head.as_bytes()).await.unwrap();
+        let head = format!("{}\r\nContent-Length: {declared}", auth_head(&app, &ct));
+        let mut s = open(&app.address, &head).await;
         s.write_all(&sent).await.unwrap();
         // The client gives up: no more bytes will ever come.
         s.shutdown().await.unwrap();
@@ -602,7 +377,7 @@ async fn a_body_that_ends_early_is_never_forwarded() {
         0,
         "a truncated body never reaches Graph"
     );
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -617,7 +392,7 @@ async fn lying_content_lengths_are_refused() {
         auth_head(&app, &form_type()),
         form.len() / 2
     );
-    let resp = send_verbatim(&app, &head, &form).await;
+    let resp = send_verbatim(&app.address, &head, &form).await;
     assert_problem(&resp, 400, "invalid-body", "Content-Length half the form");
 
     // Request smuggling shapes the HTTP server refuses before any gateway code (bare 400).
@@ -651,7 +426,7 @@ async fn lying_content_lengths_are_refused() {
             "{}\r\n{framing}\r\nConnection: close",
             auth_head(&app, "image/jpeg")
         );
-        let resp = send_verbatim(&app, &head, &photo).await;
+        let resp = send_verbatim(&app.address, &head, &photo).await;
         let r = resp.unwrap_or_else(|| panic!("{what}: no answer"));
         assert_eq!(r.status, 400, "{what}: {r:?}");
         assert!(
@@ -667,13 +442,11 @@ async fn lying_content_lengths_are_refused() {
     // Declared shorter than a raw body: exactly the declared bytes are the photo (HTTP framing),
     // and the rest is read as the next request, which is malformed → the server's bare 400.
     let declared = 2_000;
-    let mut s = TcpStream::connect(host(&app)).await.unwrap();
     let head = format!(
-        "{}\r\nHost: {}\r\nContent-Length: {declared}\r\n\r\n",
-        auth_head(&app, "image/jpeg"),
-        host(&app)
+        "{}\r\nContent-Length: {declared}",
+        auth_head(&app, "image/jpeg")
     );
-    s.write_all(head.as_bytes()).await.unwrap();
+    let mut s = open(&app.address, &head).await;
     s.write_all(&photo).await.unwrap();
     let first = read_response(&mut s, Duration::from_secs(15)).await;
     let first = first.expect("an answer to the first request");
@@ -695,7 +468,7 @@ async fn lying_content_lengths_are_refused() {
         writes,
         "the leftover bytes never reach Graph"
     );
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -709,7 +482,7 @@ async fn chunked_bodies_over_the_limit_are_413() {
     // Raw: at most 16 MiB offered; the answer must come long before.
     let (f, c) = (first.clone(), chunk.clone());
     let (resp, sent) = stream_until_answer(
-        &app,
+        &app.address,
         &auth_head(&app, "image/jpeg"),
         move |i| match i {
             0 => Some(f.clone()),
@@ -720,7 +493,10 @@ async fn chunked_bodies_over_the_limit_are_413() {
     )
     .await;
     assert_problem(&resp, 413, "photo-too-large", "chunked raw over the limit");
-    assert!(sent >= LIMIT as u64, "answered after the limit was passed");
+    assert!(
+        sent >= PHOTO_LIMIT as u64,
+        "answered after the limit was passed"
+    );
 
     // Multipart: a photo part that never ends.
     let mut head_part = format!("--{BOUNDARY}\r\n{PHOTO_HEADERS}\r\n\r\n").into_bytes();
@@ -728,7 +504,7 @@ async fn chunked_bodies_over_the_limit_are_413() {
     let head_part = bytes::Bytes::from(head_part);
     let c = chunk.clone();
     let (resp, _) = stream_until_answer(
-        &app,
+        &app.address,
         &auth_head(&app, &form_type()),
         move |i| match i {
             0 => Some(head_part.clone()),
@@ -746,7 +522,7 @@ async fn chunked_bodies_over_the_limit_are_413() {
     );
 
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -760,7 +536,7 @@ async fn a_slow_body_gets_408_body_timeout_and_the_connection_is_closed() {
     let started = Instant::now();
     let data = bytes::Bytes::from(photo.clone());
     let (resp, _) = stream_until_answer(
-        &app,
+        &app.address,
         &auth_head(&app, "image/jpeg"),
         move |i| {
             let at = i * 100;
@@ -782,15 +558,12 @@ async fn a_slow_body_gets_408_body_timeout_and_the_connection_is_closed() {
 
     // The same with a Content-Length and a multipart form.
     let form = raw_multipart(&[photo_part(PHOTO_HEADERS, &photo)]);
-    let mut s = TcpStream::connect(host(&app)).await.unwrap();
     let head = format!(
-        "{}\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        "{}\r\nContent-Length: {}",
         auth_head(&app, &form_type()),
-        host(&app),
         form.len()
     );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
+    let (mut rd, mut wr) = open(&app.address, &head).await.into_split();
     let trickle = tokio::spawn(async move {
         for piece in form.chunks(100) {
             if wr.write_all(piece).await.is_err() {
@@ -809,7 +582,7 @@ async fn a_slow_body_gets_408_body_timeout_and_the_connection_is_closed() {
     assert!(r.closed);
 
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -819,13 +592,11 @@ async fn a_stalled_client_gets_408_and_a_stalled_head_the_servers_bare_408() {
             .await;
 
     // Head complete, 1 000 of 100 000 declared bytes, then silence (the connection stays open).
-    let mut s = TcpStream::connect(host(&app)).await.unwrap();
     let head = format!(
-        "{}\r\nHost: {}\r\nContent-Length: 100000\r\n\r\n",
-        auth_head(&app, "image/jpeg"),
-        host(&app)
+        "{}\r\nContent-Length: 100000",
+        auth_head(&app, "image/jpeg")
     );
-    s.write_all(head.as_bytes()).await.unwrap();
+    let mut s = open(&app.address, &head).await;
     s.write_all(&jpeg(100_000, 1)[..1000]).await.unwrap();
     let resp = read_response(&mut s, Duration::from_secs(15)).await;
     let closed = closes_within(&mut s, CLOSE_WITHIN).await;
@@ -836,7 +607,7 @@ async fn a_stalled_client_gets_408_and_a_stalled_head_the_servers_bare_408() {
     assert!(r.closed, "the stalled connection is closed");
 
     // Half a request head, then silence: the HTTP server's own head timeout (bare 408, 5 s).
-    let mut s = TcpStream::connect(host(&app)).await.unwrap();
+    let mut s = connect(&app.address).await;
     s.write_all(format!("PUT {ME} HTTP/1.1\r\nHost: x\r\nAuthoriz").as_bytes())
         .await
         .unwrap();
@@ -850,7 +621,7 @@ async fn a_stalled_client_gets_408_and_a_stalled_head_the_servers_bare_408() {
     assert!(closed.is_ok(), "the stalled head's connection is closed");
 
     assert_eq!(graph_writes(&app), 0);
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 #[tokio::test]
@@ -865,7 +636,7 @@ async fn huge_headers_get_the_servers_bare_431_or_400() {
         "a".repeat(200 * 1024),
         photo.len()
     );
-    let r = send_verbatim(&app, &head, &photo)
+    let r = send_verbatim(&app.address, &head, &photo)
         .await
         .expect("an answer to a 200 KiB header");
     assert_eq!(r.status, 431, "{r:?}");
@@ -877,7 +648,9 @@ async fn huge_headers_get_the_servers_bare_431_or_400() {
         "a".repeat(200 * 1024),
         photo.len()
     );
-    let r = send_verbatim(&app, &head, &photo).await.expect("an answer");
+    let r = send_verbatim(&app.address, &head, &photo)
+        .await
+        .expect("an answer");
     assert_eq!(r.status, 431, "{r:?}");
 
     // More header lines than the server parses (96) → bare 431 as well.
@@ -889,7 +662,9 @@ async fn huge_headers_get_the_servers_bare_431_or_400() {
         "\r\nContent-Length: {}\r\nConnection: close",
         photo.len()
     ));
-    let r = send_verbatim(&app, &many, &photo).await.expect("an answer");
+    let r = send_verbatim(&app.address, &many, &photo)
+        .await
+        .expect("an answer");
     assert_eq!(r.status, 431, "{r:?}");
     assert!(r.body.is_empty(), "bare: {r:?}");
 
@@ -899,12 +674,14 @@ async fn huge_headers_get_the_servers_bare_431_or_400() {
         auth_head(&app, "image/jpeg"),
         photo.len()
     );
-    let r = send_verbatim(&app, &head, &photo).await.expect("an answer");
+    let r = send_verbatim(&app.address, &head, &photo)
+        .await
+        .expect("an answer");
     assert_eq!(r.status, 400, "NUL in a header: {r:?}");
 
     assert_eq!(graph_writes(&app), 0);
     assert_eq!(app.emus.entra.counters().token_requests, 0);
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }
 
 /// Resident set size of this process (the gateway runs in it), in bytes.
@@ -972,7 +749,7 @@ async fn concurrent_offer(
         let chunks = chunks.clone();
         let head = head.clone();
         async move {
-            stream_until_answer(app, &head, chunks, Duration::ZERO)
+            stream_until_answer(&app.address, &head, chunks, Duration::ZERO)
                 .await
                 .0
         }
@@ -996,7 +773,7 @@ async fn memory_stays_bounded_under_many_oversized_uploads() {
         ((i as u64) < per).then(|| c.clone())
     })
     .await;
-    let budget = n as u64 * LIMIT as u64 * 3 / 2 + 64 * MIB;
+    let budget = n as u64 * PHOTO_LIMIT as u64 * 3 / 2 + 64 * MIB;
     assert!(
         growth < budget,
         "RSS grew by {} MiB for {n} oversized uploads ({} MiB offered); bound {} MiB",
@@ -1034,7 +811,7 @@ async fn memory_stays_bounded_under_many_oversized_uploads() {
         })
     })
     .await;
-    let budget = n as u64 * LIMIT as u64 * 3 / 2 + 64 * MIB;
+    let budget = n as u64 * PHOTO_LIMIT as u64 * 3 / 2 + 64 * MIB;
     assert!(
         growth < budget,
         "RSS grew by {} MiB for {n} multipart bodies with an endless part header ({} MiB offered); bound {} MiB",
@@ -1055,5 +832,5 @@ async fn memory_stays_bounded_under_many_oversized_uploads() {
     }
 
     assert_eq!(graph_writes(&app), 0, "nothing reached Graph");
-    assert_still_serving(&app).await;
+    app.assert_still_serving().await;
 }

@@ -3,7 +3,10 @@
 
 use photo_gateway_emulators::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, GROUP_ID, TENANT_ID};
 
-use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, sha256_hex, spawn_app, spawn_app_with};
+use crate::support::{
+    DEMO, MEGAN, TestApp, captured_logs, group_photo, jpeg, sha256_hex, spawn_app, spawn_app_with,
+    user_photo,
+};
 
 fn audit_lines() -> Vec<serde_json::Value> {
     captured_logs()
@@ -17,9 +20,9 @@ fn audit_lines() -> Vec<serde_json::Value> {
 async fn every_photo_change_is_audited() {
     let app = spawn_app().await;
     let photo = jpeg(7777, 42);
-    let path = "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value";
+    let path = user_photo(MEGAN);
     let resp = app
-        .send_multipart("PATCH", path, &app.token(DEMO), photo.clone())
+        .send_multipart("PATCH", &path, &app.token(DEMO), photo.clone())
         .await;
     assert_eq!(resp.status(), 200);
     let receipt: serde_json::Value = resp.json().await.unwrap();
@@ -42,20 +45,14 @@ async fn every_photo_change_is_audited() {
     assert_eq!(f["tenant_id"], TENANT_ID);
     assert_eq!(f["user_oid"], DEMO_USER_ID);
     assert_eq!(f["client_app"], DEMO_CLIENT_ID);
-    assert_eq!(
-        f["target_path"],
-        "/users/megan.bowen@contoso.onmicrosoft.com/photo/$value"
-    );
+    assert_eq!(f["target_path"], path.trim_start_matches("/v1.0"));
     assert_eq!(f["method"], "PATCH");
     assert_eq!(f["bytes"], 7777);
     assert_eq!(f["outcome"], "success");
     assert_eq!(f["graph_request_id"], receipt["graphRequestId"]);
 
     // A refused change is audited too, with its outcome.
-    let group = format!(
-        "/v1.0/groups/{}/photo/$value",
-        "00000000-0000-0000-0000-00000000dead"
-    );
+    let group = group_photo("00000000-0000-0000-0000-00000000dead");
     let resp = app.put_raw(&group, &app.token(DEMO), jpeg(500, 43)).await;
     assert_eq!(resp.status(), 404);
     let lines = audit_lines();

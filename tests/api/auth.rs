@@ -1,40 +1,12 @@
 //! Caller authentication and authorization: every refusal with its status, code and RFC 6750
 //! challenge, and nothing sent upstream.
 
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use photo_gateway_emulators::CallerTokenSpec;
 use serde_json::json;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-/// Claims of a valid v2 caller token, for crafting variants.
-fn claims(app: &TestApp) -> serde_json::Value {
-    let t = app.token(DEMO);
-    let payload = t.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn rs256(app: &TestApp) -> Header {
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some(app.emus.current_kid());
-    h
-}
+use crate::support::jwt::{b64, claims, header, now, rs256, sign_hmac};
+use crate::support::{DEMO, ME, MEGAN, TestApp, jpeg, spawn_app, spawn_app_with};
 
 async fn expect_refused(
     app: &TestApp,
@@ -68,6 +40,7 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
     let app = spawn_app().await;
     let good = app.token(DEMO);
     let c = claims(&app);
+    let kid = app.emus.current_kid();
     let (h, p, _s) = {
         let mut it = good.split('.');
         (
@@ -80,7 +53,7 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
 
     let mut cases: Vec<(String, String)> = Vec::new();
     // Signature: same header and claims, signature of other bytes.
-    let other = app.token("megan.bowen@contoso.onmicrosoft.com");
+    let other = app.token(MEGAN);
     cases.push((
         "bad signature".into(),
         format!("{h}.{p}.{}", other.split('.').nth(2).unwrap()),
@@ -89,15 +62,14 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
         "alg none".into(),
         format!("{}.{p}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
     ));
-    let mut hs = Header::new(Algorithm::HS256);
-    hs.kid = Some(app.emus.current_kid());
     cases.push((
         "HS256 with the public key".into(),
-        jsonwebtoken::encode(&hs, &c, &EncodingKey::from_secret(pem.as_bytes())).unwrap(),
+        sign_hmac(&header(Algorithm::HS256, &kid), &c, pem.as_bytes()),
     ));
-    let mut unknown = rs256(&app);
-    unknown.kid = Some("not-a-tenant-key".into());
-    cases.push(("unknown kid".into(), app.emus.sign_jwt(unknown, &c)));
+    cases.push((
+        "unknown kid".into(),
+        app.emus.sign_jwt(rs256("not-a-tenant-key"), &c),
+    ));
     cases.push((
         "expired".into(),
         app.token_with(CallerTokenSpec::for_user(DEMO).ttl_secs(-3600)),
@@ -107,20 +79,20 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
     future["exp"] = json!(now() + 7200);
     cases.push((
         "not yet valid".into(),
-        app.emus.sign_jwt(rs256(&app), &future),
+        app.emus.sign_jwt(rs256(&kid), &future),
     ));
     let mut wrong_iss = c.clone();
     wrong_iss["iss"] =
         json!("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0");
     cases.push((
         "wrong iss".into(),
-        app.emus.sign_jwt(rs256(&app), &wrong_iss),
+        app.emus.sign_jwt(rs256(&kid), &wrong_iss),
     ));
     let mut slash_iss = c.clone();
     slash_iss["iss"] = json!(format!("{}/", c["iss"].as_str().unwrap()));
     cases.push((
         "iss with a trailing slash".into(),
-        app.emus.sign_jwt(rs256(&app), &slash_iss),
+        app.emus.sign_jwt(rs256(&kid), &slash_iss),
     ));
     cases.push((
         "wrong aud".into(),
@@ -130,21 +102,21 @@ async fn invalid_tokens_get_401_and_nothing_reaches_upstream() {
     aud_array["aud"] = json!([c["aud"].clone(), "api://other"]);
     cases.push((
         "aud array containing ours".into(),
-        app.emus.sign_jwt(rs256(&app), &aud_array),
+        app.emus.sign_jwt(rs256(&kid), &aud_array),
     ));
     let mut no_exp = c.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
-    cases.push(("no exp".into(), app.emus.sign_jwt(rs256(&app), &no_exp)));
+    cases.push(("no exp".into(), app.emus.sign_jwt(rs256(&kid), &no_exp)));
     let mut no_nbf = c.clone();
     no_nbf.as_object_mut().unwrap().remove("nbf");
-    cases.push(("no nbf".into(), app.emus.sign_jwt(rs256(&app), &no_nbf)));
+    cases.push(("no nbf".into(), app.emus.sign_jwt(rs256(&kid), &no_nbf)));
     let mut long = c.clone();
     long["exp"] = json!(now() + 10 * 86_400);
     cases.push((
         "lifetime over the maximum".into(),
-        app.emus.sign_jwt(rs256(&app), &long),
+        app.emus.sign_jwt(rs256(&kid), &long),
     ));
-    let mut crit = rs256(&app);
+    let mut crit = rs256(&kid);
     crit.crit = Some(vec!["exp".into()]);
     cases.push(("crit header".into(), app.emus.sign_jwt(crit, &c)));
     cases.push(("not a JWT".into(), "abc.def".into()));

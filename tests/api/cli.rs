@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-use crate::helpers::spawn_app;
+use crate::support::{BINARY, spawn_app};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_photo-gateway"));
+    let mut c = Command::new(BINARY);
     c.env_clear();
     c
 }

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::{DEMO, ME, TestApp, captured_logs, jpeg, spawn_app_with, spawn_gateway};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pgw-{name}-{}", uuid::Uuid::new_v4()));
@@ -30,7 +28,7 @@ async fn a_certificate_credential_signs_a_ps256_assertion() {
     let cert = emus.entra.create_client_certificate().unwrap();
     std::fs::write(dir.join("cert.pem"), &cert.certificate_pem).unwrap();
     std::fs::write(dir.join("key.pem"), &cert.private_key_pem).unwrap();
-    let app = crate::helpers::spawn_gateway(emus, |v| {
+    let app = spawn_gateway(emus, |v| {
         swap_credential(
             v,
             "PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE",
@@ -57,7 +55,7 @@ async fn a_federated_token_file_is_reread_so_rotation_needs_no_restart() {
             .unwrap(),
     );
     std::fs::write(&file, emus.entra.federated_assertion(None, -600)).unwrap();
-    let app = crate::helpers::spawn_gateway(emus.clone(), |v| {
+    let app = spawn_gateway(emus.clone(), |v| {
         v.retain(|(k, _)| k != "PHOTO_GATEWAY_CLIENT_SECRET");
         v.push((
             "AZURE_FEDERATED_TOKEN_FILE".into(),
@@ -84,14 +82,7 @@ async fn a_secret_file_is_reread_when_it_changes() {
     let dir = temp_dir("secret");
     let file = dir.join("client-secret");
     std::fs::write(&file, "an-old-revoked-secret\n").unwrap();
-    let app = spawn_app_with(|v| {
-        swap_credential(
-            v,
-            "PHOTO_GATEWAY_CLIENT_SECRET_FILE",
-            file.display().to_string(),
-        )
-    })
-    .await;
+    let app = with_secret_file(&file).await;
     let (status, _, _) =
         TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(500, 1)).await).await;
     assert_eq!(status, 500);
@@ -106,14 +97,7 @@ async fn an_unreadable_credential_file_is_500_without_its_path_in_the_answer() {
     let dir = temp_dir("vanishing");
     let file = dir.join("client-secret-that-vanishes");
     std::fs::write(&file, "whatever\n").unwrap();
-    let app = spawn_app_with(|v| {
-        swap_credential(
-            v,
-            "PHOTO_GATEWAY_CLIENT_SECRET_FILE",
-            file.display().to_string(),
-        )
-    })
-    .await;
+    let app = with_secret_file(&file).await;
     std::fs::remove_file(&file).unwrap();
     let (status, _, body) =
         TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(500, 1)).await).await;
@@ -138,4 +122,10 @@ async fn an_unreadable_credential_file_is_500_without_its_path_in_the_answer() {
         captured_logs().contains("client-secret-that-vanishes"),
         "the path is in the log for the operator"
     );
+}
+
+/// The gateway with its client secret read from `file`.
+async fn with_secret_file(file: &std::path::Path) -> TestApp {
+    let file = file.display().to_string();
+    spawn_app_with(|v| swap_credential(v, "PHOTO_GATEWAY_CLIENT_SECRET_FILE", file)).await
 }

@@ -3,9 +3,7 @@
 use base64::Engine as _;
 use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
-use crate::helpers::{DEMO, TestApp, captured_logs, jpeg, spawn_app};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::{DEMO, ME, TestApp, captured_logs, jpeg, spawn_app};
 
 fn token_path(app: &TestApp) -> String {
     format!("/{}/oauth2", app.emus.tenant_id())

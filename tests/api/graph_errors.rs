@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use photo_gateway_emulators::FaultRule;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::{DEMO, ME, TestApp, jpeg, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn throttled_then_accepted_waits_for_retry_after() {

@@ -1,8 +1,7 @@
 //! Key rotation and the unknown-kid refresh policy.
 
-use jsonwebtoken::{Algorithm, Header};
-
-use crate::helpers::{DEMO, jpeg, spawn_app, spawn_app_with};
+use crate::support::jwt::{claims, rs256};
+use crate::support::{DEMO, ME, jpeg, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_token_signed_with_a_new_key_validates_after_one_refresh() {
@@ -10,9 +9,7 @@ async fn a_token_signed_with_a_new_key_validates_after_one_refresh() {
     let before = app.emus.entra.counters().jwks;
     app.emus.entra.rotate_keys().unwrap();
     let token = app.token(DEMO);
-    let resp = app
-        .put_raw("/v1.0/me/photo/$value", &token, jpeg(100, 1))
-        .await;
+    let resp = app.put_raw(ME, &token, jpeg(100, 1)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(
         app.emus.entra.counters().jwks,
@@ -20,9 +17,7 @@ async fn a_token_signed_with_a_new_key_validates_after_one_refresh() {
         "exactly one refresh"
     );
     // And the next token with that kid needs no fetch at all.
-    let resp = app
-        .put_raw("/v1.0/me/photo/$value", &app.token(DEMO), jpeg(100, 2))
-        .await;
+    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(100, 2)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.emus.entra.counters().jwks, before + 1);
 }
@@ -37,32 +32,16 @@ async fn a_flood_of_random_kids_causes_at_most_one_fetch_per_cooldown() {
     })
     .await;
     let before = app.emus.entra.counters().jwks;
-    let claims = {
-        use base64::Engine as _;
-        let t = app.token(DEMO);
-        let p = t.split('.').nth(1).unwrap().to_owned();
-        serde_json::from_slice::<serde_json::Value>(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = claims(&app);
     let tokens: Vec<String> = (0..100)
         .map(|i| {
-            let mut h = Header::new(Algorithm::RS256);
-            h.kid = Some(format!("random-kid-{i}-{}", uuid::Uuid::new_v4()));
-            app.emus.sign_jwt(h, &claims)
+            let kid = format!("random-kid-{i}-{}", uuid::Uuid::new_v4());
+            app.emus.sign_jwt(rs256(&kid), &claims)
         })
         .collect();
     let calls = tokens.iter().map(|t| {
         let app = &app;
-        async move {
-            app.put_raw("/v1.0/me/photo/$value", t, jpeg(100, 1))
-                .await
-                .status()
-                .as_u16()
-        }
+        async move { app.put_raw(ME, t, jpeg(100, 1)).await.status().as_u16() }
     });
     let statuses = futures_util::future::join_all(calls).await;
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");

@@ -1,33 +1,25 @@
 //! `/metrics` on its own port: Prometheus text with bounded labels (route templates, never ids).
 
-use crate::helpers::{DEMO, jpeg, raw_http, spawn_app};
+use crate::support::{DEMO, GUEST_PHOTO, ME, TestApp, jpeg, raw_http, spawn_app};
 
 #[tokio::test]
 async fn metrics_use_route_templates_and_count_the_flow() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
-    let guest = "/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value";
     assert_eq!(
-        app.put_raw(guest, &token, jpeg(3000, 1)).await.status(),
+        app.put_raw(GUEST_PHOTO, &token, jpeg(3000, 1))
+            .await
+            .status(),
         200
     );
     assert_eq!(
-        app.put_raw("/v1.0/me/photo/$value", &token, b"not a jpeg".to_vec())
+        app.put_raw(ME, &token, b"not a jpeg".to_vec())
             .await
             .status(),
         415
     );
 
-    let port = app.metrics_port.expect("metrics served");
-    let text = app
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     assert!(
         text.contains(r#"route="/v1.0/users/{user}/photo/$value""#),
         "{text}"
@@ -57,7 +49,7 @@ async fn metrics_use_route_templates_and_count_the_flow() {
     );
 }
 
-async fn metrics_text(app: &crate::helpers::TestApp) -> String {
+async fn metrics_text(app: &TestApp) -> String {
     let port = app.metrics_port.expect("metrics served");
     app.client
         .get(format!("http://127.0.0.1:{port}/metrics"))
@@ -77,12 +69,13 @@ async fn invented_methods_and_paths_add_no_series() {
         .iter()
         .enumerate()
     {
-        raw_http(&app.address, &format!("WARMUP{i} {path} HTTP/1.1"), b"").await;
+        raw_http::send_framed(&app.address, &format!("WARMUP{i} {path} HTTP/1.1"), b"").await;
     }
     let before = metrics_text(&app).await.lines().count();
     for i in 0..300 {
         let path = ["/healthz", "/v1.0/me/photo/$value", &format!("/x{i}")][i % 3].to_owned();
-        let (status, _) = raw_http(&app.address, &format!("X{i} {path} HTTP/1.1"), b"").await;
+        let (status, _) =
+            raw_http::send_framed(&app.address, &format!("X{i} {path} HTTP/1.1"), b"").await;
         assert!(status >= 400, "X{i} {path}: {status}");
     }
     let text = metrics_text(&app).await;

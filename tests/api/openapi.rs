@@ -1,6 +1,6 @@
 //! The committed OpenAPI document is what the code generates, and what the server serves.
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn committed_openapi_json_is_up_to_date_and_served() {

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 
-use crate::helpers::{DEMO, GatewayProcess, TestApp, jpeg, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::{
+    DEMO, GatewayProcess, ME, MEGAN, TestApp, group_photo, jpeg, spawn_app_with, user_photo,
+};
 
 fn vm_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -138,13 +138,9 @@ async fn a_caller_over_its_rate_gets_429_with_retry_after() {
     );
     // Another user of the same app is a different caller.
     assert_eq!(
-        app.put_raw(
-            ME,
-            &app.token("megan.bowen@contoso.onmicrosoft.com"),
-            jpeg(100, 1)
-        )
-        .await
-        .status(),
+        app.put_raw(ME, &app.token(MEGAN), jpeg(100, 1))
+            .await
+            .status(),
         200
     );
     assert_eq!(
@@ -200,9 +196,9 @@ async fn graph_per_mailbox_limits_queue_briefly_then_refuse() {
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&wait), "{wait}");
     // Another mailbox is not affected.
-    let megan = "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value";
+    let megan = user_photo(MEGAN);
     assert_eq!(
-        app.put_raw(megan, &token, jpeg(2_000_000, 5))
+        app.put_raw(&megan, &token, jpeg(2_000_000, 5))
             .await
             .status(),
         200
@@ -214,11 +210,8 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
     let app = spawn_app_with(|v| v.retain(|(k, _)| k != "PHOTO_GATEWAY_CALLER_POLICY")).await;
     let token = app.token(DEMO);
     let own = [
-        "/v1.0/me/photo/$value".to_owned(),
-        format!(
-            "/v1.0/users/{}/photo/$value",
-            photo_gateway_emulators::directory::DEMO_USER_ID
-        ),
+        ME.to_owned(),
+        user_photo(photo_gateway_emulators::directory::DEMO_USER_ID),
         format!(
             "/v1.0/me/contacts/{}/photo/$value",
             photo_gateway_emulators::directory::CONTACT_ID
@@ -232,13 +225,10 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
         );
     }
     let others = [
-        "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value".to_owned(),
+        user_photo(MEGAN),
         // The caller's own UPN: a mutable claim, so it grants nothing (issue 14 item 7).
-        "/v1.0/users/adele.vance@contoso.onmicrosoft.com/photo/$value".to_owned(),
-        format!(
-            "/v1.0/groups/{}/photo/$value",
-            photo_gateway_emulators::directory::GROUP_ID
-        ),
+        user_photo(DEMO),
+        group_photo(photo_gateway_emulators::directory::GROUP_ID),
     ];
     let before = app.emus.graph.requests().len();
     for path in &others {
@@ -268,10 +258,7 @@ async fn a_grant_lets_one_app_change_groups_and_no_other() {
         ));
     })
     .await;
-    let group = format!(
-        "/v1.0/groups/{}/photo/$value",
-        photo_gateway_emulators::directory::GROUP_ID
-    );
+    let group = group_photo(photo_gateway_emulators::directory::GROUP_ID);
     let with_grant = app.token_with(CallerTokenSpec::for_user(DEMO).app(granted));
     assert_eq!(
         app.put_raw(&group, &with_grant, jpeg(100, 1))
@@ -282,8 +269,8 @@ async fn a_grant_lets_one_app_change_groups_and_no_other() {
     let (status, _, _) =
         TestApp::problem(app.put_raw(&group, &app.token(DEMO), jpeg(100, 1)).await).await;
     assert_eq!(status, 403);
-    let megan = "/v1.0/users/megan.bowen@contoso.onmicrosoft.com/photo/$value";
+    let megan = user_photo(MEGAN);
     let (status, _, _) =
-        TestApp::problem(app.put_raw(megan, &with_grant, jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(&megan, &with_grant, jpeg(100, 1)).await).await;
     assert_eq!(status, 403, "a groups grant is not a users grant");
 }

@@ -5,25 +5,18 @@ use photo_gateway_emulators::directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, DEMO_USER_UPN, FOLDER_CONTACT_ID, GROUP_ID, GUEST_USER_UPN,
 };
 
-use crate::helpers::{DEMO, jpeg, sha256_hex, spawn_app};
+use crate::support::{
+    DEMO, GUEST_PHOTO, ME, MEGAN, group_photo, jpeg, sha256_hex, spawn_app, user_photo,
+};
 
 /// (gateway path, Graph path it must call, scope the Graph token must carry)
 fn cases() -> Vec<(String, String, &'static str)> {
-    let megan = "megan.bowen@contoso.onmicrosoft.com";
     vec![
+        (ME.into(), ME.into(), "User.ReadWrite"),
+        (user_photo(MEGAN), user_photo(MEGAN), "User.ReadWrite.All"),
         (
-            "/v1.0/me/photo/$value".into(),
-            "/v1.0/me/photo/$value".into(),
-            "User.ReadWrite",
-        ),
-        (
-            format!("/v1.0/users/{megan}/photo/$value"),
-            format!("/v1.0/users/{megan}/photo/$value"),
-            "User.ReadWrite.All",
-        ),
-        (
-            format!("/v1.0/groups/{GROUP_ID}/photo/$value"),
-            format!("/v1.0/groups/{GROUP_ID}/photo/$value"),
+            group_photo(GROUP_ID),
+            group_photo(GROUP_ID),
             "Group.ReadWrite.All",
         ),
         (
@@ -121,14 +114,10 @@ async fn guest_upn_reaches_graph_percent_encoded() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
     let photo = jpeg(2048, 7);
-    let path = "/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value";
-    let resp = app.put_raw(path, &token, photo.clone()).await;
+    let resp = app.put_raw(GUEST_PHOTO, &token, photo.clone()).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let seen = app.emus.graph.requests();
-    assert_eq!(
-        seen[0].path,
-        "/v1.0/users/alex_fabrikam.com%23EXT%23@contoso.onmicrosoft.com/photo/$value"
-    );
+    assert_eq!(seen[0].path, GUEST_PHOTO);
     // And Graph stored it under the guest: the bytes read back are the bytes sent.
     let stored = app
         .emus
@@ -160,7 +149,7 @@ async fn request_id_is_accepted_echoed_and_forwarded() {
     let token = app.token(DEMO);
     let resp = app
         .client
-        .put(format!("{}/v1.0/me/photo/$value", app.address))
+        .put(format!("{}{ME}", app.address))
         .bearer_auth(&token)
         .header("content-type", "image/jpeg")
         .header("x-request-id", "caller-chosen-id-42")
@@ -178,7 +167,7 @@ async fn request_id_is_accepted_echoed_and_forwarded() {
     // An insane id is replaced, never forwarded.
     let resp = app
         .client
-        .put(format!("{}/v1.0/me/photo/$value", app.address))
+        .put(format!("{}{ME}", app.address))
         .bearer_auth(&token)
         .header("content-type", "image/jpeg")
         .header("x-request-id", "bad id with spaces")

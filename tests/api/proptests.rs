@@ -7,7 +7,7 @@ use photo_gateway::upload::sniff;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app};
+use crate::support::{DEMO, ME, TestApp, jpeg, spawn_app};
 
 /// Characters that may stand literally in a request path segment (RFC 3986 `pchar` minus `%`).
 fn literal_ok(b: u8) -> bool {
@@ -269,8 +269,7 @@ fn arbitrary_multipart_bodies_never_get_a_5xx() {
     let mut runner = proptest::test_runner::TestRunner::new(config(24));
     runner
         .run(&gen_body(), |(ct, body)| {
-            let resp =
-                rt.block_on(app.send_raw("PUT", "/v1.0/me/photo/$value", Some(&token), body, &ct));
+            let resp = rt.block_on(app.send_raw("PUT", ME, Some(&token), body, &ct));
             let status = resp.status().as_u16();
             let text = rt.block_on(resp.text()).unwrap_or_default();
             prop_assert!(status < 500, "{} for {}: {}", status, ct, text);
@@ -296,6 +295,6 @@ fn arbitrary_multipart_bodies_never_get_a_5xx() {
         })
         .unwrap();
     // And the server is still fine.
-    let resp = rt.block_on(app.put_raw("/v1.0/me/photo/$value", &token, jpeg(500, 1)));
+    let resp = rt.block_on(app.put_raw(ME, &token, jpeg(500, 1)));
     assert_eq!(resp.status(), 200);
 }

@@ -12,6 +12,9 @@ use photo_gateway_emulators::sample_jpeg;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use crate::support::jwt::{claims_of, now};
+use crate::support::{BINARY, ME, MEGAN, group_photo, user_photo};
+
 /// A running `photo-gateway sandbox` process with its own state directory.
 struct Sandbox {
     child: Child,
@@ -26,10 +29,6 @@ impl Drop for Sandbox {
     }
 }
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_photo-gateway")
-}
-
 async fn start_sandbox(extra: &[&str]) -> Sandbox {
     let dir = std::env::temp_dir().join(format!(
         "photo-gateway-sandbox-test-{}",
@@ -37,7 +36,7 @@ async fn start_sandbox(extra: &[&str]) -> Sandbox {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let ready_file = dir.join("ready.json");
-    let mut child = Command::new(binary())
+    let mut child = Command::new(BINARY)
         .arg("sandbox")
         .args(["--gateway-port", "0", "--state-dir"])
         .arg(&dir)
@@ -76,18 +75,7 @@ fn https_client(ca_file: &Path) -> reqwest::Client {
 }
 
 fn exp_in(token: &str) -> i64 {
-    use base64::Engine as _;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    claims["exp"].as_i64().unwrap() - now
+    claims_of(token)["exp"].as_i64().unwrap() - now() as i64
 }
 
 #[tokio::test]
@@ -154,17 +142,16 @@ async fn readme_flow_uploads_through_the_gateway_and_reads_back_from_graph() {
     let graph_client = https_client(Path::new(r["ca_file"].as_str().unwrap()));
     let plain = reqwest::Client::new();
     let guest = GUEST_USER_UPN.replace('#', "%23");
-    let megan = "megan.bowen@contoso.onmicrosoft.com";
     let targets = [
-        ("user", format!("/v1.0/users/{megan}/photo/$value")),
-        ("group", format!("/v1.0/groups/{GROUP_ID}/photo/$value")),
+        ("user", user_photo(MEGAN)),
+        ("group", group_photo(GROUP_ID)),
         (
             "contact in a named folder",
             format!(
                 "/v1.0/me/contactFolders/{CONTACT_FOLDER_ID}/contacts/{FOLDER_CONTACT_ID}/photo/$value"
             ),
         ),
-        ("guest UPN", format!("/v1.0/users/{guest}/photo/$value")),
+        ("guest UPN", user_photo(&guest)),
     ];
     for (what, path) in targets {
         let photo = sample_jpeg(96, 96, what);
@@ -197,7 +184,7 @@ async fn sandbox_token_mints_tokens_the_running_sandbox_accepts() {
     let sb = start_sandbox(&[]).await;
     let gateway = sb.ready["gateway_url"].as_str().unwrap().to_owned();
     let user = "lee.gu@contoso.onmicrosoft.com";
-    let offline = Command::new(binary())
+    let offline = Command::new(BINARY)
         .args([
             "sandbox",
             "token",
@@ -216,7 +203,7 @@ async fn sandbox_token_mints_tokens_the_running_sandbox_accepts() {
         "{}",
         String::from_utf8_lossy(&offline.stderr)
     );
-    let online = Command::new(binary())
+    let online = Command::new(BINARY)
         .args([
             "sandbox",
             "token",
@@ -238,7 +225,7 @@ async fn sandbox_token_mints_tokens_the_running_sandbox_accepts() {
     for out in [offline, online] {
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let resp = reqwest::Client::new()
-            .put(format!("{gateway}/v1.0/me/photo/$value"))
+            .put(format!("{gateway}{ME}"))
             .bearer_auth(&token)
             .header("content-type", "image/jpeg")
             .body(sample_jpeg(16, 16, "token"))

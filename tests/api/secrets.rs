@@ -3,7 +3,7 @@
 use photo_gateway_emulators::directory::GATEWAY_CLIENT_SECRET;
 use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
-use crate::helpers::{DEMO, captured_logs, jpeg, spawn_app};
+use crate::support::{DEMO, ME, MEGAN, captured_logs, jpeg, spawn_app};
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
@@ -13,32 +13,19 @@ async fn no_secret_reaches_the_logs() {
     let mut photo = jpeg(5000, 4);
     photo[100..100 + marker.len()].copy_from_slice(marker);
 
-    let ok = app
-        .put_raw("/v1.0/me/photo/$value", &token, photo.clone())
-        .await;
+    let ok = app.put_raw(ME, &token, photo.clone()).await;
     assert_eq!(ok.status(), 200);
     let rid = ok.headers()["x-request-id"].to_str().unwrap().to_owned();
     // Failure paths log more: a Graph refusal, an Entra refusal, a bad token.
     app.emus
         .graph
         .add_fault(FaultRule::status(401).path_prefix("/v1.0/me").times(2));
-    let _ = app
-        .put_raw("/v1.0/me/photo/$value", &token, photo.clone())
-        .await;
-    app.emus.entra.set_token_error(
-        "megan.bowen@contoso.onmicrosoft.com",
-        TokenErrorKind::MfaRequired,
-    );
-    let _ = app
-        .put_raw(
-            "/v1.0/me/photo/$value",
-            &app.token("megan.bowen@contoso.onmicrosoft.com"),
-            photo.clone(),
-        )
-        .await;
-    let _ = app
-        .put_raw("/v1.0/me/photo/$value", &format!("{token}x"), photo)
-        .await;
+    let _ = app.put_raw(ME, &token, photo.clone()).await;
+    app.emus
+        .entra
+        .set_token_error(MEGAN, TokenErrorKind::MfaRequired);
+    let _ = app.put_raw(ME, &app.token(MEGAN), photo.clone()).await;
+    let _ = app.put_raw(ME, &format!("{token}x"), photo).await;
 
     let logs = captured_logs();
     assert!(

@@ -4,10 +4,23 @@
 
 use std::time::Duration;
 
-use photo_gateway_emulators::{EmulatorOptions, Emulators};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
+use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{DEMO, GatewayProcess, jpeg};
+use crate::support::raw_http::{open, read_response};
+use crate::support::{DEMO, GatewayProcess, ME, jpeg};
+
+/// GETs `path` over a new connection: during the drain the listener still accepts.
+async fn get_on_a_new_connection(base: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("served during the drain")
+}
 
 #[tokio::test]
 async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
@@ -24,15 +37,12 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
 
     // An upload in flight: the head and half the body now, the rest after the drain is over.
     let photo = jpeg(200_000, 5);
-    let token = emus.caller_token(&photo_gateway_emulators::CallerTokenSpec::for_user(DEMO));
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
     let head = format!(
-        "PUT /v1.0/me/photo/$value HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        "PUT {ME} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg\r\nContent-Length: {}",
         photo.len()
     );
-    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut conn = open(&base, &head).await;
     conn.write_all(&photo[..100_000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -40,19 +50,11 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // During the drain: a new connection is served, and readiness is false.
-    let fresh = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let ready = fresh
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .expect("served during the drain");
+    let ready = get_on_a_new_connection(&base, "/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["code"], "not-ready");
-    let live = fresh.get(format!("{base}/healthz")).send().await.unwrap();
+    let live = get_on_a_new_connection(&base, "/healthz").await;
     assert_eq!(live.status(), 200);
 
     // After the drain the listener is closed, but the upload in flight still completes.
@@ -64,12 +66,12 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
         "no longer accepting"
     );
     conn.write_all(&photo[100_000..]).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_response(&mut conn, Duration::from_secs(10)).await;
     assert!(
-        answer.starts_with("HTTP/1.1 200"),
-        "in-flight upload answer: {answer}"
+        answer
+            .as_ref()
+            .is_some_and(|a| a.status_line.starts_with("HTTP/1.1 200")),
+        "in-flight upload answer: {answer:?}"
     );
 
     assert_eq!(gw.exit_code().await, Some(0));
@@ -85,24 +87,9 @@ async fn sigterm_drains_finishes_in_flight_uploads_and_exits_zero() {
 async fn sigint_is_the_same_graceful_stop() {
     let emus = Emulators::start(EmulatorOptions::default()).await.unwrap();
     let mut gw = GatewayProcess::spawn(&emus, &[("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "1")]).await;
-    let pid = gw.pid().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    gw.signal("INT");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let fresh = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let ready = fresh
-        .get(format!("{}/readyz", gw.base()))
-        .send()
-        .await
-        .expect("served during the drain");
+    let ready = get_on_a_new_connection(&gw.base(), "/readyz").await;
     assert_eq!(ready.status(), 503);
     assert_eq!(gw.exit_code().await, Some(0));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use photo_gateway_emulators::directory::GROUP_ID;
 
-use crate::helpers::{DEMO, jpeg, spawn_app, spawn_app_with};
+use crate::support::{DEMO, ME, MEGAN, group_photo, jpeg, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn fifty_concurrent_uploads_from_one_user_cause_one_token_request() {
@@ -15,7 +15,7 @@ async fn fifty_concurrent_uploads_from_one_user_cause_one_token_request() {
         let app = &app;
         let token = token.clone();
         async move {
-            app.put_raw("/v1.0/me/photo/$value", &token, jpeg(4096, i as u8))
+            app.put_raw(ME, &token, jpeg(4096, i as u8))
                 .await
                 .status()
                 .as_u16()
@@ -36,21 +36,11 @@ async fn fifty_concurrent_uploads_from_one_user_cause_one_token_request() {
 async fn different_users_and_scopes_get_separate_entries() {
     let app = spawn_app().await;
     let adele = app.token(DEMO);
-    let megan = app.token("megan.bowen@contoso.onmicrosoft.com");
+    let megan = app.token(MEGAN);
     for _ in 0..3 {
-        assert_eq!(
-            app.put_raw("/v1.0/me/photo/$value", &adele, jpeg(100, 1))
-                .await
-                .status(),
-            200
-        );
-        assert_eq!(
-            app.put_raw("/v1.0/me/photo/$value", &megan, jpeg(100, 2))
-                .await
-                .status(),
-            200
-        );
-        let group = format!("/v1.0/groups/{GROUP_ID}/photo/$value");
+        assert_eq!(app.put_raw(ME, &adele, jpeg(100, 1)).await.status(), 200);
+        assert_eq!(app.put_raw(ME, &megan, jpeg(100, 2)).await.status(), 200);
+        let group = group_photo(GROUP_ID);
         assert_eq!(
             app.put_raw(&group, &adele, jpeg(100, 3)).await.status(),
             200
@@ -81,25 +71,10 @@ async fn an_entry_expires_by_its_own_lifetime() {
             .await;
     app.emus.entra.set_token_lifetime(3);
     let token = app.token(DEMO);
-    assert_eq!(
-        app.put_raw("/v1.0/me/photo/$value", &token, jpeg(100, 1))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.put_raw("/v1.0/me/photo/$value", &token, jpeg(100, 1))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 1);
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(
-        app.put_raw("/v1.0/me/photo/$value", &token, jpeg(100, 1))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 2);
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{DEMO, GatewayProcess, jpeg};
+use crate::support::{DEMO, GatewayProcess, ME, jpeg};
 
 /// A minimal OTLP/HTTP collector: records each request body and answers 200.
 async fn fake_collector() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -76,7 +76,7 @@ async fn spans_join_the_callers_trace_and_are_exported_over_otlp() {
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let resp = client
-        .put(format!("{base}/v1.0/me/photo/$value"))
+        .put(format!("{base}{ME}"))
         .bearer_auth(emus.caller_token(&CallerTokenSpec::for_user(DEMO)))
         .header("content-type", "image/jpeg")
         .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))

@@ -1,37 +1,37 @@
 //! What the gateway accepts as a photo: size limits, JPEG sniffing, the multipart contract,
 //! compressed bodies, and path ids.
 
-use crate::helpers::{DEMO, Part, TestApp, jpeg, multipart_body, raw_http, sha256_hex, spawn_app};
-
-const ME: &str = "/v1.0/me/photo/$value";
-const LIMIT: usize = 4_194_304;
+use crate::support::raw_http::send_framed;
+use crate::support::{
+    DEMO, ME, PHOTO_LIMIT, Part, TestApp, jpeg, multipart_body, sha256_hex, spawn_app,
+};
 
 #[tokio::test]
 async fn the_limit_is_exclusive_for_raw_and_multipart_bodies() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
-    let just_under = jpeg(LIMIT - 1, 9);
+    let just_under = jpeg(PHOTO_LIMIT - 1, 9);
 
     let resp = app.put_raw(ME, &token, just_under.clone()).await;
     assert_eq!(
         resp.status(),
         200,
         "raw {} bytes: {}",
-        LIMIT - 1,
+        PHOTO_LIMIT - 1,
         resp.text().await.unwrap()
     );
     let resp = app
         .send_multipart("PUT", ME, &token, just_under.clone())
         .await;
-    assert_eq!(resp.status(), 200, "multipart {} bytes", LIMIT - 1);
+    assert_eq!(resp.status(), 200, "multipart {} bytes", PHOTO_LIMIT - 1);
     let seen = app.emus.graph.requests();
     assert_eq!(seen.len(), 2);
     assert!(
         seen.iter()
-            .all(|r| r.bytes == LIMIT - 1 && r.sha256 == sha256_hex(&just_under))
+            .all(|r| r.bytes == PHOTO_LIMIT - 1 && r.sha256 == sha256_hex(&just_under))
     );
 
-    let at_limit = jpeg(LIMIT, 9);
+    let at_limit = jpeg(PHOTO_LIMIT, 9);
     let (status, _, body) = TestApp::problem(app.put_raw(ME, &token, at_limit.clone()).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -52,7 +52,7 @@ async fn the_limit_is_exclusive_for_raw_and_multipart_bodies() {
     );
 
     // A chunked raw body over the limit is stopped while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = jpeg(LIMIT + 100_000, 1)
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = jpeg(PHOTO_LIMIT + 100_000, 1)
         .chunks(65_536)
         .map(|c| Ok(c.to_vec()))
         .collect();
@@ -211,7 +211,7 @@ async fn path_injection_attempts_get_400_and_nothing_goes_upstream() {
         let head = format!(
             "PUT /v1.0/users/{id}/photo/$value HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg"
         );
-        let (status, body) = raw_http(&app.address, &head, &photo).await;
+        let (status, body) = send_framed(&app.address, &head, &photo).await;
         assert_eq!(status, 400, "{id}: {body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["code"], "invalid-target", "{id}");
@@ -220,7 +220,7 @@ async fn path_injection_attempts_get_400_and_nothing_goes_upstream() {
     let head = format!(
         "PUT /v1.0/groups//photo/$value HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg"
     );
-    assert_eq!(raw_http(&app.address, &head, &photo).await.0, 400);
+    assert_eq!(send_framed(&app.address, &head, &photo).await.0, 400);
     app.assert_nothing_upstream("nothing sent upstream; not even a token exchange");
 }
 
@@ -241,7 +241,7 @@ async fn unknown_routes_and_methods_are_problems_too() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not-found")));
     let resp = app
         .client
-        .get(format!("{}/v1.0/me/photo/$value", app.address))
+        .get(format!("{}{ME}", app.address))
         .send()
         .await
         .unwrap();

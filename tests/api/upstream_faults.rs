@@ -7,15 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, Header};
-use photo_gateway::Application;
-use photo_gateway::config::Config;
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 use serde_json::Value;
 
-use crate::helpers::{DEMO, TestApp, jpeg, spawn_app_with};
-
-const ME: &str = "/v1.0/me/photo/$value";
+use crate::support::jwt::{claims, rs256};
+use crate::support::{DEMO, ME, TestApp, jpeg, spawn_app_with, start_gateway};
 
 fn token_path(emus: &Emulators) -> String {
     format!("/{}/oauth2", emus.tenant_id())
@@ -215,29 +211,6 @@ async fn entra_429_with_retry_after_is_503_with_that_retry_after() {
 // ---------------------------------------------------------------------------------------------
 // JWKS
 
-/// Starts a gateway against running emulators without waiting for it to be ready.
-async fn spawn_gateway_unready(
-    emus: Arc<Emulators>,
-    adjust: impl FnOnce(&mut Vec<(String, String)>),
-) -> TestApp {
-    let mut vars = emus.gateway_env();
-    vars.push(("PHOTO_GATEWAY_LISTEN_ADDR".into(), "127.0.0.1:0".into()));
-    vars.push(("PHOTO_GATEWAY_METRICS_ADDR".into(), "off".into()));
-    vars.push(("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS".into(), "0".into()));
-    vars.push(("PHOTO_GATEWAY_WORKERS".into(), "2".into()));
-    adjust(&mut vars);
-    let config = Config::from_vars(vars).expect("valid config");
-    let app = Application::build(config).await.expect("gateway builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        emus,
-        client: reqwest::Client::new(),
-        metrics_port: None,
-    }
-}
-
 async fn readyz(app: &TestApp) -> reqwest::Response {
     app.client
         .get(format!("{}/readyz", app.address))
@@ -287,7 +260,7 @@ async fn jwks_down_at_start_means_not_ready_until_it_recovers_within_the_capped_
     // The keys endpoint answers 503 until cleared; discovery itself works.
     emus.entra
         .add_fault(FaultRule::status(503).path_prefix(&jwks_path(&emus)));
-    let app = spawn_gateway_unready(emus.clone(), |v| {
+    let app = start_gateway(emus.clone(), |v| {
         v.push((
             "PHOTO_GATEWAY_JWKS_RETRY_MAX_BACKOFF_SECS".into(),
             "1".into(),
@@ -320,7 +293,7 @@ async fn entra_unreachable_at_start_means_not_ready_then_ready() {
             .expect("emulators start"),
     );
     emus.entra.refuse_connections(Duration::from_secs(3)).await;
-    let app = spawn_gateway_unready(emus.clone(), |v| {
+    let app = start_gateway(emus.clone(), |v| {
         v.push((
             "PHOTO_GATEWAY_JWKS_RETRY_MAX_BACKOFF_SECS".into(),
             "1".into(),
@@ -346,20 +319,10 @@ async fn jwks_down_during_a_refresh_keeps_the_last_known_good_keys() {
         ))
     })
     .await;
-    let claims: Value = {
-        use base64::Engine as _;
-        let t = app.token(DEMO);
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t.split('.').nth(1).unwrap())
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = claims(&app);
     let unknown_kid = |app: &TestApp| {
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some(format!("unknown-{}", uuid::Uuid::new_v4()));
-        app.emus.sign_jwt(h, &claims)
+        let kid = format!("unknown-{}", uuid::Uuid::new_v4());
+        app.emus.sign_jwt(rs256(&kid), &claims)
     };
 
     for (what, fault) in [

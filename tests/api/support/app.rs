@@ -1,12 +1,16 @@
-//! `spawn_app`: emulators + the real gateway on an ephemeral port, and request helpers.
+//! The gateway in this process: emulators + the real server on an ephemeral port, request
+//! helpers, and the log capture.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use photo_gateway::Application;
 use photo_gateway::config::Config;
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
+
+use super::bodies::{jpeg, multipart_body};
+use super::paths::{DEMO, ME};
 
 /// Every log line the gateway writes during the tests, so tests can prove secrets never appear.
 pub fn captured_logs() -> String {
@@ -59,9 +63,6 @@ pub struct TestApp {
     pub metrics_port: Option<u16>,
 }
 
-/// The demo user every test uploads as, unless it says otherwise.
-pub const DEMO: &str = "adele.vance@contoso.onmicrosoft.com";
-
 /// Starts emulators and a gateway with the default test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -78,8 +79,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Vec<(String, String)>)) -> 
     spawn_gateway(emus, adjust).await
 }
 
-/// Starts a gateway against already running emulators.
+/// Starts a gateway against already running emulators and waits until it is ready.
 pub async fn spawn_gateway(
+    emus: Arc<Emulators>,
+    adjust: impl FnOnce(&mut Vec<(String, String)>),
+) -> TestApp {
+    let t = start_gateway(emus, adjust).await;
+    t.wait_ready().await;
+    t
+}
+
+/// Starts a gateway against already running emulators without waiting: for tests of a gateway
+/// that cannot become ready.
+pub async fn start_gateway(
     emus: Arc<Emulators>,
     adjust: impl FnOnce(&mut Vec<(String, String)>),
 ) -> TestApp {
@@ -103,52 +115,35 @@ pub async fn spawn_gateway(
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
-    let t = TestApp {
+    TestApp {
         address,
         emus,
         client: reqwest::Client::new(),
         metrics_port,
-    };
-    t.wait_ready().await;
-    t
-}
-
-/// A JPEG of exactly `len` bytes (SOI, APP0, filler, EOI), content varying with `seed`.
-pub fn jpeg(len: usize, seed: u8) -> Vec<u8> {
-    assert!(len >= 6);
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
-    let mut x = seed as u32 | 1;
-    while v.len() < len - 2 {
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        v.push((x >> 16) as u8);
     }
-    v.extend_from_slice(&[0xFF, 0xD9]);
-    v
 }
 
-/// SHA-256, lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
+/// Polls `{base}/readyz` until it answers 200; panics after `limit`.
+pub(super) async fn wait_until_ready(client: &reqwest::Client, base: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway at {base} was not ready within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 impl TestApp {
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/readyz", self.address))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("gateway never became ready");
+        wait_until_ready(&self.client, &self.address, Duration::from_secs(10)).await;
     }
 
     /// On-Behalf-Of exchanges the Entra emulator has answered (0 when none).
@@ -172,6 +167,17 @@ impl TestApp {
             self.emus.entra.counters().token_requests,
             0,
             "{what}: no token exchange"
+        );
+    }
+
+    /// Asserts that a valid upload still succeeds: what came before left the gateway serving.
+    pub async fn assert_still_serving(&self) {
+        let resp = self.put_raw(ME, &self.token(DEMO), jpeg(400, 5)).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "the gateway still serves a valid request: {}",
+            resp.text().await.unwrap()
         );
     }
 
@@ -247,133 +253,5 @@ impl TestApp {
         assert_eq!(body["status"], status);
         assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
         (status, headers, body)
-    }
-}
-
-/// One multipart part: name, optional filename, bytes.
-pub type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
-
-/// Builds a multipart/form-data body from parts.
-pub fn multipart_body(parts: &[Part<'_>]) -> (String, Vec<u8>) {
-    let boundary = "----photo-gateway-test-boundary-7MA4YWxkTrZu0gW";
-    let mut out = Vec::new();
-    for (name, filename, bytes) in parts {
-        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match filename {
-            Some(f) => out.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
-            ),
-            None => out.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
-        }
-        out.extend_from_slice(bytes);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), out)
-}
-
-/// Sends `head` (request line and headers, without the final blank line) and `body` over a plain
-/// TCP connection, so paths reach the server byte for byte (no client-side normalisation), and
-/// returns the status and the body.
-pub async fn raw_http(address: &str, head: &str, body: &[u8]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = address.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!(
-        "{head}\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The real `photo-gateway serve` binary, as its own process, against `emus`.
-pub struct GatewayProcess {
-    /// The child process.
-    pub child: tokio::process::Child,
-    /// Its API port.
-    pub port: u16,
-}
-
-impl GatewayProcess {
-    /// Starts the binary with the emulators' configuration plus `env`, and waits until ready.
-    pub async fn spawn(emus: &Emulators, env: &[(&str, &str)]) -> GatewayProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_photo-gateway"))
-            .arg("serve")
-            .env_clear()
-            .envs(emus.gateway_env())
-            .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let g = GatewayProcess { child, port };
-        let client = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while client
-            .get(format!("{}/readyz", g.base()))
-            .send()
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the gateway never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        g
-    }
-
-    /// `http://127.0.0.1:{port}`.
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
-        let pid = self.pid().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits for the exit code.
-    pub async fn exit_code(&mut self) -> Option<i32> {
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .expect("exits")
-            .unwrap()
-            .code()
     }
 }

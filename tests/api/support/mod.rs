@@ -1,0 +1,16 @@
+//! What the end-to-end tests share: the gateway under test, the real binary, a raw HTTP/1.1
+//! client, JWT forging, and the paths and bodies every file sends.
+
+mod app;
+mod bodies;
+mod paths;
+mod process;
+
+// Used by path (`raw_http::open`, `jwt::header`): their short names alone would say too little.
+pub mod jwt;
+pub mod raw_http;
+
+pub use app::{TestApp, captured_logs, spawn_app, spawn_app_with, spawn_gateway, start_gateway};
+pub use bodies::{MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, jpeg, multipart_body, sha256_hex};
+pub use paths::{DEMO, GUEST_PHOTO, ME, MEGAN, group_photo, user_photo};
+pub use process::{BINARY, GatewayProcess};
