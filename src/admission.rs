@@ -128,6 +128,11 @@ impl Admission {
         })
     }
 
+    /// True when a per-mailbox limit is on, so that knowing the mailbox is worth a lookup.
+    pub fn limits_mailboxes(&self) -> bool {
+        self.config.mailbox_concurrency > 0 || self.config.mailbox_bytes_per_30s > 0
+    }
+
     /// Waits briefly for a slot of the app's mailbox and room in its 30-second byte window, as
     /// Graph's per-mailbox limits require, or refuses with 429 rather than provoking Graph's own.
     pub async fn mailbox(
@@ -229,6 +234,7 @@ mod tests {
             mailbox_concurrency: 1,
             mailbox_bytes_per_30s: 100,
             mailbox_queue: Duration::from_millis(50),
+            mailbox_lookup_ttl: Duration::from_secs(3600),
         }
     }
 

@@ -3,9 +3,11 @@
 //! stream) and gets a receipt or an `ApiError` back. The upload is a sequence of small named
 //! steps, so a new stage is one new step:
 //!
-//! authorize → admit → receive (body and Graph token in parallel) → mailbox slot → send (one
-//! fresh token if Graph refuses the cached one) → receipt → audit.
+//! authorize → admit → receive (body and Graph token in parallel) → mailbox slot (another user
+//! named by UPN resolved to its object id) → send (one fresh token if Graph refuses the cached
+//! one) → receipt → audit.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use reqwest::Method;
@@ -15,7 +17,9 @@ use utoipa::ToSchema;
 use crate::admission::{Admission, MailboxSlot, Reservation};
 use crate::auth::{Caller, CallerPolicy, Credentials, TokenValidator, bearer_token};
 use crate::error::ApiError;
-use crate::graph::{Access, GraphClient, GraphFailure, GraphUpload, PhotoTarget, Scopes};
+use crate::graph::{
+    Access, GraphClient, GraphFailure, GraphUpload, LookupVia, PhotoTarget, Scopes, UserIds,
+};
 use crate::metrics;
 use crate::telemetry::outbound_traceparent;
 use crate::token::{GraphToken, TokenCache};
@@ -75,6 +79,7 @@ pub struct PhotoService {
     pub(crate) upload: UploadLimits,
     pub(crate) policy: CallerPolicy,
     pub(crate) admission: Admission,
+    pub(crate) user_ids: UserIds,
 }
 
 impl PhotoService {
@@ -122,7 +127,7 @@ impl PhotoService {
             .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
         let (photo, token) = self.receive(up, body, scope, received).await?;
         metrics::photo_bytes(photo.len());
-        let _slot = self.mailbox_slot(up, &photo).await?;
+        let _slot = self.mailbox_slot(up, &photo, &token, scope).await?;
         let graph_path = up.target.graph_path();
         // Written before Graph is called: a caller that disconnects mid-call still leaves a
         // trace of a change that may have happened.
@@ -165,15 +170,32 @@ impl PhotoService {
         Ok((photo, token?))
     }
 
-    /// Waits briefly for room under Graph's per-mailbox limits.
+    /// Waits briefly for room under Graph's per-mailbox limits. Another user named by UPN is
+    /// first resolved to its object id (cached; with the upload's own token), so both of its
+    /// names share one mailbox; a failed lookup leaves the UPN as the key and the upload goes on.
     async fn mailbox_slot(
         &self,
         up: &PhotoUpdate<'_>,
         photo: &Photo,
+        token: &GraphToken,
+        scope: &str,
     ) -> Result<MailboxSlot, ApiError> {
-        let mailbox = up.target.mailbox(up.caller.identity());
+        let name = up.target.mailbox(up.caller.identity());
+        let mailbox = if self.admission.limits_mailboxes() {
+            let traceparent = outbound_traceparent(up.traceparent);
+            let via = LookupVia {
+                token: &token.access_token,
+                scope,
+                client_request_id: up.request_id,
+                traceparent: traceparent.as_deref(),
+            };
+            self.user_ids.mailbox(&self.graph, name, via).await
+        } else {
+            // No mailbox limit is on, so the key is never counted: a lookup would buy nothing.
+            Cow::Borrowed(name.as_str())
+        };
         self.admission
-            .mailbox(&up.caller.client_app_id, mailbox, photo.len())
+            .mailbox(&up.caller.client_app_id, &mailbox, photo.len())
             .await
     }
 

@@ -13,7 +13,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admission::Admission;
 use crate::auth::{CallerPolicy, KeyStore, TokenValidator};
 use crate::config::Config;
-use crate::graph::{GraphClient, Scopes};
+use crate::graph::{GraphClient, Scopes, UserIds};
 use crate::service::PhotoService;
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
 use crate::state::AppState;
@@ -97,6 +97,7 @@ impl Application {
             },
             policy: CallerPolicy::new(config.caller.policy.clone()),
             admission: Admission::new(config.admission),
+            user_ids: UserIds::new(config.admission.mailbox_lookup_ttl),
         });
         let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {

@@ -492,6 +492,179 @@ async fn graph_answers_404_for_unknown_objects_and_enforces_body_rules() {
     assert_eq!(graph_error(resp, 400).await, "BadRequest");
 }
 
+async fn get(c: &reqwest::Client, url: &str, token: &str) -> reqwest::Response {
+    c.get(url)
+        .bearer_auth(token)
+        .header("client-request-id", "lookup-1")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn graph_reads_a_user_by_object_id_or_upn_with_select() {
+    let emus = start().await;
+    let c = client(&emus);
+    let g = emus.graph_url();
+    let megan = "megan.bowen@contoso.onmicrosoft.com";
+    let megan_id = "5b0f9a8e-0000-4c11-8a01-000000000102";
+    let token = emus.graph_token(DEMO_USER_UPN, &["User.ReadWrite.All"]);
+    for name in [megan, &megan.to_uppercase(), megan_id] {
+        let resp = get(
+            &c,
+            &format!("{g}/v1.0/users/{name}?$select=id,userPrincipalName"),
+            &token,
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{name}");
+        assert_eq!(resp.headers()["client-request-id"], "lookup-1");
+        assert!(uuid::Uuid::parse_str(resp.headers()["request-id"].to_str().unwrap()).is_ok());
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "@odata.context": format!("{g}/v1.0/$metadata#users(id,userPrincipalName)/$entity"),
+                "id": megan_id,
+                "userPrincipalName": megan,
+            }),
+            "{name}"
+        );
+    }
+    // `%24select` is `$select`; one property is one property.
+    let body: Value = get(&c, &format!("{g}/v1.0/users/{megan}?%24select=id"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"@odata.context": format!("{g}/v1.0/$metadata#users(id)/$entity"), "id": megan_id})
+    );
+    // Without $select: Graph's default properties.
+    let body: Value = get(&c, &format!("{g}/v1.0/users/{megan_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["@odata.context"],
+        format!("{g}/v1.0/$metadata#users/$entity")
+    );
+    assert_eq!(body["displayName"], "Megan Bowen");
+    assert_eq!(body["userPrincipalName"], megan);
+    assert_eq!(body["businessPhones"], json!([]));
+    assert!(body["mail"].is_null(), "{body}");
+    // The guest's `#` travels encoded.
+    let guest = GUEST_USER_UPN.replace('#', "%23");
+    let body: Value = get(&c, &format!("{g}/v1.0/users/{guest}?$select=id"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["id"], "5b0f9a8e-0000-4c11-8a01-000000000105");
+    let resp = get(
+        &c,
+        &format!("{g}/v1.0/users/{megan}?$select=id,shoeSize"),
+        &token,
+    )
+    .await;
+    assert_eq!(graph_error(resp, 400).await, "Request_BadRequest");
+    let counters = emus.graph.counters();
+    assert_eq!(counters.count("GET", "/users/{id}", 200), 6, "{counters:?}");
+    assert_eq!(counters.count("GET", "/users/{id}", 400), 1, "{counters:?}");
+}
+
+#[tokio::test]
+async fn graph_refuses_user_reads_without_a_read_permission_and_404s_unknown_users() {
+    let emus = start().await;
+    let c = client(&emus);
+    let g = emus.graph_url();
+    let megan = format!("{g}/v1.0/users/megan.bowen@contoso.onmicrosoft.com?$select=id");
+    let nobody = format!("{g}/v1.0/users/nobody@contoso.onmicrosoft.com?$select=id");
+    let own = format!("{g}/v1.0/users/{DEMO_USER_UPN}?$select=id");
+    for scope in [
+        "User.Read.All",
+        "User.ReadWrite.All",
+        "User.ReadBasic.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ] {
+        let token = emus.graph_token(DEMO_USER_UPN, &[scope]);
+        assert_eq!(get(&c, &megan, &token).await.status(), 200, "{scope}");
+        let resp = get(&c, &nobody, &token).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 404, "{scope}");
+        assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+        assert_eq!(
+            body["error"]["message"],
+            "Resource 'nobody@contoso.onmicrosoft.com' does not exist or one of its queried reference-property objects are not present."
+        );
+    }
+    for scope in [
+        "ProfilePhoto.ReadWrite.All",
+        "Contacts.ReadWrite",
+        "User.Read",
+        "User.ReadWrite",
+    ] {
+        let token = emus.graph_token(DEMO_USER_UPN, &[scope]);
+        for url in [&megan, &nobody] {
+            let resp = get(&c, url, &token).await;
+            assert_eq!(resp.status(), 403, "{scope} {url}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+            assert_eq!(
+                body["error"]["message"],
+                "Insufficient privileges to complete the operation."
+            );
+        }
+    }
+    // The signed-in user's own record, by UPN or object id, with User.Read or User.ReadWrite.
+    for scope in ["User.Read", "User.ReadWrite"] {
+        let token = emus.graph_token(DEMO_USER_UPN, &[scope]);
+        assert_eq!(get(&c, &own, &token).await.status(), 200, "{scope}");
+        let by_id = format!("{g}/v1.0/users/{DEMO_USER_ID}?$select=id");
+        assert_eq!(get(&c, &by_id, &token).await.status(), 200, "{scope}");
+    }
+    // The same token checks as the photo endpoints.
+    let resp = c.get(&megan).send().await.unwrap();
+    assert_eq!(graph_error(resp, 401).await, "InvalidAuthenticationToken");
+    let resp = get(&c, &megan, "not-a-token").await;
+    assert_eq!(graph_error(resp, 401).await, "InvalidAuthenticationToken");
+    let token = emus.graph_token(DEMO_USER_UPN, &["User.ReadWrite.All"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    emus.graph.revoke_tokens_issued_before_now();
+    let resp = get(&c, &megan, &token).await;
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_claims")
+    );
+    // Only reads.
+    let fresh = emus.graph_token(DEMO_USER_UPN, &["User.ReadWrite.All"]);
+    let resp = c.delete(&megan).bearer_auth(&fresh).send().await.unwrap();
+    assert_eq!(graph_error(resp, 405).await, "Request_BadRequest");
+    let counters = emus.graph.counters();
+    assert_eq!(counters.count("GET", "/users/{id}", 403), 8, "{counters:?}");
+    assert_eq!(counters.count("GET", "/users/{id}", 401), 3, "{counters:?}");
+    assert_eq!(
+        counters.count("DELETE", "/users/{id}", 405),
+        1,
+        "{counters:?}"
+    );
+    // Requests are recorded under their template when a fault answers them too.
+    emus.graph.add_fault(
+        FaultRule::status(503)
+            .method("GET")
+            .path_prefix("/v1.0/users")
+            .times(1),
+    );
+    assert_eq!(get(&c, &megan, &fresh).await.status(), 503);
+    assert_eq!(emus.graph.counters().count("GET", "/users/{id}", 503), 1);
+}
+
 #[tokio::test]
 async fn discovery_documents_have_distinct_issuers_and_rotation_keeps_the_previous_key() {
     let emus = start().await;

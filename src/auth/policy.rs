@@ -134,6 +134,9 @@ mod tests {
             Err(ApiError::CallerNotAllowed(_))
         ));
         assert!(p.authorize(&caller("app-a"), &own_upn).is_ok());
-        assert_eq!(own_upn.mailbox(caller("a").identity()), "oid-1");
+        assert_eq!(
+            own_upn.mailbox(caller("a").identity()),
+            crate::graph::MailboxName::Id("oid-1")
+        );
     }
 }

@@ -94,6 +94,9 @@ pub const MAILBOX_BYTES_PER_30S: usize = 15_000_000;
 pub const MAILBOX_QUEUE_SECS: u64 = 2;
 /// Longest wait for a mailbox: Graph's own deadline is about a minute.
 pub const MAX_MAILBOX_QUEUE_SECS: u64 = 60;
+/// How long the object id of a user named by UPN is kept (the mailbox's key): a UPN given to
+/// someone else is followed within this.
+pub const MAILBOX_LOOKUP_TTL_SECS: u64 = 3600;
 /// Most concurrent uploads per mailbox an operator may allow (Graph allows 4).
 pub const MAX_MAILBOX_CONCURRENCY: usize = 1000;
 

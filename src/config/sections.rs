@@ -515,6 +515,8 @@ pub struct AdmissionConfig {
     pub mailbox_bytes_per_30s: usize,
     /// How long a request may wait for its mailbox before it is refused.
     pub mailbox_queue: Duration,
+    /// How long the object id of a user named by UPN is kept; zero: no lookups.
+    pub mailbox_lookup_ttl: Duration,
 }
 
 impl AdmissionConfig {
@@ -544,6 +546,7 @@ impl AdmissionConfig {
             mailbox_concurrency,
             mailbox_bytes_per_30s: v.parse("MAILBOX_BYTES_PER_30S", d::MAILBOX_BYTES_PER_30S)?,
             mailbox_queue,
+            mailbox_lookup_ttl: v.secs("MAILBOX_LOOKUP_TTL_SECS", d::MAILBOX_LOOKUP_TTL_SECS)?,
         })
     }
 }

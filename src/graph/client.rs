@@ -1,5 +1,6 @@
 //! Uploads a photo to Graph: retries on 429/503/504 honouring `Retry-After`, exponential backoff
 //! with jitter otherwise, all within one deadline; Graph's errors translated per the errors table.
+//! Every Graph call (the user lookup of `users.rs` too) is built by [`GraphClient::request`].
 
 use std::time::{Duration, Instant};
 
@@ -166,13 +167,48 @@ impl GraphClient {
         }
     }
 
+    /// `{base}/v1.0` followed by `path` (already encoded).
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request carrying what every Graph call of the gateway carries: the token, the request's
+    /// id as `client-request-id` (so Graph's logs and ours meet) and the trace context.
+    pub(super) fn request(
+        &self,
+        method: Method,
+        url: &str,
+        token: &SecretString,
+        client_request_id: &str,
+        traceparent: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token.expose_secret()),
+            )
+            .header("client-request-id", client_request_id)
+            .header("return-client-request-id", "true");
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        req
+    }
+
+    /// The timeout of one Graph attempt.
+    pub(super) fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+
     /// Sends the upload, retrying what may be retried; returns Graph's `request-id`.
     pub async fn upload(
         &self,
         up: &GraphUpload<'_>,
         token: &SecretString,
     ) -> Result<Option<String>, GraphFailure> {
-        let url = format!("{}{}", self.base, up.path);
+        let url = self.url(up.path);
         let started = Instant::now();
         let deadline = started + self.deadline;
         let mut attempt = 0u32;
@@ -181,22 +217,18 @@ impl GraphClient {
             if remaining.is_zero() {
                 return Err(GraphFailure::DeadlinePassed);
             }
-            let mut req = self
-                .http
-                .request(up.method.clone(), &url)
-                .timeout(self.attempt_timeout.min(remaining))
-                .header(
-                    header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose_secret()),
+            let req = self
+                .request(
+                    up.method.clone(),
+                    &url,
+                    token,
+                    up.client_request_id,
+                    up.traceparent,
                 )
+                .timeout(self.attempt_timeout.min(remaining))
                 .header(header::CONTENT_TYPE, "image/jpeg")
-                .header("client-request-id", up.client_request_id)
-                .header("return-client-request-id", "true")
                 .header(header::CONTENT_LENGTH, up.body.len())
                 .body(reqwest::Body::wrap(up.body.body()));
-            if let Some(tp) = up.traceparent {
-                req = req.header("traceparent", tp);
-            }
             let sent = Instant::now();
             let result = req.send().await;
             let (status, retry_after, failure) = match result {
@@ -249,7 +281,7 @@ impl GraphClient {
     }
 }
 
-async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphErrorInfo {
+pub(super) async fn read_error(resp: reqwest::Response, client_request_id: &str) -> GraphErrorInfo {
     let status = resp.status().as_u16();
     let header_request_id = header_str(resp.headers(), "request-id");
     let mut body = Vec::new();

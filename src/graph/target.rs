@@ -250,7 +250,7 @@ impl PhotoTarget {
 
     /// The Graph path below `/v1.0`, ids percent-encoded, e.g. `/users/a%23EXT%23@b/photo/$value`.
     pub fn graph_path(&self) -> String {
-        let enc = |s: &str| utf8_percent_encode(s, ID_SEGMENT).to_string();
+        let enc = encode_id;
         let contact_part = |folder: &Option<String>, contact: &str| match folder {
             Some(f) => format!("/contactFolders/{}/contacts/{}", enc(f), enc(contact)),
             None => format!("/contacts/{}", enc(contact)),
@@ -321,23 +321,55 @@ impl PhotoTarget {
     }
 
     /// The mailbox (or group) the photo lives in, for Graph's per-mailbox limits: the caller's
-    /// own UPN counts as the caller's object id.
-    pub fn mailbox<'a>(&'a self, caller: Identity<'a>) -> &'a str {
+    /// own UPN counts as the caller's object id; another user's UPN names a mailbox whose key is
+    /// its object id, which only Graph knows (`graph/users.rs`).
+    pub fn mailbox<'a>(&'a self, caller: Identity<'a>) -> MailboxName<'a> {
         match self {
-            PhotoTarget::Me | PhotoTarget::MyContact { .. } => caller.object_id,
+            PhotoTarget::Me | PhotoTarget::MyContact { .. } => MailboxName::Id(caller.object_id),
             PhotoTarget::User { user } | PhotoTarget::UserContact { user, .. } => {
                 if caller
                     .username
                     .is_some_and(|u| u.eq_ignore_ascii_case(user))
                 {
-                    caller.object_id
+                    MailboxName::Id(caller.object_id)
+                } else if is_object_id(user) {
+                    MailboxName::Id(user)
                 } else {
-                    user
+                    MailboxName::Upn(user)
                 }
             }
-            PhotoTarget::Group { group } => group,
+            PhotoTarget::Group { group } => MailboxName::Id(group),
         }
     }
+}
+
+/// How a target names its mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxName<'a> {
+    /// An object id (the caller's, a user's or a group's): the mailbox's key as it is.
+    Id(&'a str),
+    /// Another user's userPrincipalName: the same mailbox as that user's object id.
+    Upn(&'a str),
+}
+
+impl<'a> MailboxName<'a> {
+    /// The name as the path gave it.
+    pub fn as_str(self) -> &'a str {
+        match self {
+            MailboxName::Id(n) | MailboxName::Upn(n) => n,
+        }
+    }
+}
+
+/// True for an object id as Graph writes them (a hyphenated GUID). A UPN always has an `@`, so it
+/// is never one.
+pub fn is_object_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
+}
+
+/// An id percent-encoded as one Graph path segment.
+pub(super) fn encode_id(id: &str) -> String {
+    utf8_percent_encode(id, ID_SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -425,6 +457,46 @@ mod tests {
             PhotoTarget::parse("/v1.0/users//photo/$value"),
             Err(TargetError::InvalidId(_))
         ));
+    }
+
+    #[test]
+    fn mailboxes_are_object_ids_unless_another_users_upn_names_them() {
+        let me = Identity {
+            object_id: "5b0f9a8e-0000-4c11-8a01-000000000101",
+            username: Some("adele@contoso.com"),
+        };
+        let user = |u: &str| PhotoTarget::User { user: u.into() };
+        assert_eq!(
+            user("ADELE@contoso.com").mailbox(me),
+            MailboxName::Id(me.object_id),
+            "the caller's own UPN needs no lookup"
+        );
+        assert_eq!(
+            user("5B0F9A8E-0000-4C11-8A01-000000000102").mailbox(me),
+            MailboxName::Id("5B0F9A8E-0000-4C11-8A01-000000000102")
+        );
+        assert_eq!(
+            user("megan@contoso.com").mailbox(me),
+            MailboxName::Upn("megan@contoso.com")
+        );
+        let contact = PhotoTarget::UserContact {
+            user: "megan@contoso.com".into(),
+            folder: None,
+            contact: "c".into(),
+        };
+        assert_eq!(contact.mailbox(me), MailboxName::Upn("megan@contoso.com"));
+        assert_eq!(
+            PhotoTarget::Group { group: "g".into() }.mailbox(me),
+            MailboxName::Id("g")
+        );
+        for not_id in [
+            "5b0f9a8e00004c118a01000000000102",
+            "{5b0f9a8e-0000-4c11-8a01-000000000102}",
+            "5b0f9a8e-0000-4c11-8a01-00000000010z",
+            "megan@contoso.com",
+        ] {
+            assert!(!is_object_id(not_id), "{not_id}");
+        }
     }
 
     #[test]

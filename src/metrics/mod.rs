@@ -152,6 +152,34 @@ pub fn graph_retry() {
     ::metrics::counter!("photo_gateway_graph_retries_total").increment(1);
 }
 
+/// How the mailbox of a user named by userPrincipalName was found.
+#[derive(Debug, Clone, Copy)]
+pub enum UserLookup {
+    /// Its object id was cached.
+    Hit,
+    /// Graph was asked and answered its object id.
+    Miss,
+    /// No object id (Graph refused or failed, now or recently): the UPN is the mailbox's key.
+    Fallback,
+}
+
+/// A target's user was resolved to its mailbox.
+pub fn user_lookup(result: UserLookup) {
+    let result = match result {
+        UserLookup::Hit => "hit",
+        UserLookup::Miss => "miss",
+        UserLookup::Fallback => "fallback",
+    };
+    ::metrics::counter!("photo_gateway_user_lookups_total", "result" => result).increment(1);
+}
+
+/// A user lookup in Graph finished with `outcome` (one of a fixed set: `found`, `refused`,
+/// `not_found`, `unauthorized`, `unavailable`, `timeout`, `invalid`).
+pub fn user_lookup_call(outcome: &'static str, elapsed: Duration) {
+    ::metrics::histogram!("photo_gateway_user_lookup_duration_seconds", "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
 /// A JWKS load or refresh finished.
 pub fn jwks_refresh(ok: bool) {
     let result = if ok { "success" } else { "failure" };

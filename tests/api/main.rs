@@ -9,6 +9,7 @@ mod credentials;
 mod entra_errors;
 mod graph_errors;
 mod jwks;
+mod mailboxes;
 mod metrics;
 mod openapi;
 mod overload;

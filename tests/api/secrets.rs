@@ -3,11 +3,18 @@
 use photo_gateway_emulators::directory::GATEWAY_CLIENT_SECRET;
 use photo_gateway_emulators::{FaultRule, TokenErrorKind};
 
-use crate::support::{DEMO, ME, MEGAN, captured_logs, jpeg, spawn_app};
+use crate::support::{DEMO, ME, MEGAN, captured_logs, jpeg, spawn_app_with, user_photo};
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let app = spawn_app().await;
+    // With a mailbox limit on, uploads to a UPN look its object id up in Graph too.
+    let app = spawn_app_with(|v| {
+        v.push((
+            "PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S".into(),
+            "15000000".into(),
+        ))
+    })
+    .await;
     let token = app.token(DEMO);
     let marker = b"PHOTO-BYTES-MARKER-5f1c9e";
     let mut photo = jpeg(5000, 4);
@@ -25,7 +32,27 @@ async fn no_secret_reaches_the_logs() {
         .entra
         .set_token_error(MEGAN, TokenErrorKind::MfaRequired);
     let _ = app.put_raw(ME, &app.token(MEGAN), photo.clone()).await;
-    let _ = app.put_raw(ME, &format!("{token}x"), photo).await;
+    let _ = app.put_raw(ME, &format!("{token}x"), photo.clone()).await;
+    // A user lookup that succeeds, and one Graph refuses (logged at warn).
+    let _ = app.put_raw(&user_photo(MEGAN), &token, photo.clone()).await;
+    app.emus.graph.add_fault(
+        FaultRule::status(403)
+            .method("GET")
+            .path_prefix("/v1.0/users")
+            .times(1),
+    );
+    let lee = user_photo("lee.gu@contoso.onmicrosoft.com");
+    let _ = app.put_raw(&lee, &token, photo).await;
+    assert_eq!(
+        app.emus
+            .graph
+            .counters()
+            .by_path
+            .get("/users/{id}")
+            .copied(),
+        Some(2),
+        "both lookups happened"
+    );
 
     let logs = captured_logs();
     assert!(

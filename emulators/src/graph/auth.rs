@@ -26,7 +26,13 @@ impl Caller {
         self.scp.is_none()
     }
 
-    fn has_any(&self, wanted: &[&str]) -> bool {
+    /// True when a delegated token's signed-in user is `id` (object id or UPN).
+    pub(super) fn is(&self, id: &str) -> bool {
+        !self.app_only()
+            && (id.eq_ignore_ascii_case(&self.oid) || id.eq_ignore_ascii_case(&self.upn))
+    }
+
+    pub(super) fn has_any(&self, wanted: &[&str]) -> bool {
         let granted = self
             .scp
             .as_deref()
@@ -136,11 +142,7 @@ impl GraphState {
         }
         let own = match &path.owner {
             Owner::Me => true,
-            Owner::User(id) => {
-                !caller.app_only()
-                    && (id.eq_ignore_ascii_case(&caller.oid)
-                        || id.eq_ignore_ascii_case(&caller.upn))
-            }
+            Owner::User(id) => caller.is(id),
             Owner::Group(_) => false,
         };
         let mut allowed: Vec<&str> = Vec::new();

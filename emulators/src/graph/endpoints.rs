@@ -1,5 +1,5 @@
 //! The photo endpoints: method and path checks, then authenticate, authorize, resolve, and read,
-//! write or delete the photo; and the answer to a fault.
+//! write or delete the photo; user requests go to `users.rs`; and the answer to a fault.
 
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -11,6 +11,7 @@ use super::error::GraphError;
 use super::paths::PhotoPath;
 use super::recording::{Trace, client_request_id};
 use super::store::write_lock_remove;
+use super::users::{USER_TEMPLATE, user_path};
 use crate::faults::StatusFault;
 use crate::server::Service;
 use crate::util::{Body, drain, empty, guid, json, read, write};
@@ -23,6 +24,9 @@ impl GraphState {
         body: &mut Option<Incoming>,
         trace: &mut Trace,
     ) -> Result<Response<Body>, GraphError> {
+        if let Some((version, id)) = user_path(parts.uri.path()) {
+            return self.user_request(parts, &version, &id, trace);
+        }
         let Some(path) = PhotoPath::parse(parts.uri.path()) else {
             let first = parts
                 .uri
@@ -151,8 +155,13 @@ impl Service for GraphState {
             e.challenge = status == StatusCode::UNAUTHORIZED;
             self.error_response(&e, &request_id, &client_request_id)
         });
+        let path = parts.uri.path();
+        let template = match user_path(path) {
+            Some(_) => Some(USER_TEMPLATE.to_string()),
+            None => PhotoPath::parse(path).map(|p| p.template()),
+        };
         let trace = Trace {
-            template: PhotoPath::parse(parts.uri.path()).map(|p| p.template()),
+            template,
             ..Trace::default()
         };
         self.finish(parts, trace, resp, &request_id, &client_request_id)

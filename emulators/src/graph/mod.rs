@@ -1,5 +1,6 @@
-//! The Microsoft Graph emulator: the profile-photo endpoints, with Graph's token checks, limits,
-//! error shape and headers, an in-memory photo store, counters and a ring of recorded writes.
+//! The Microsoft Graph emulator: the profile-photo endpoints and user reads (`GET /users/{id}`),
+//! with Graph's token checks, limits, error shape and headers, an in-memory photo store, counters
+//! and a ring of recorded writes.
 
 mod auth;
 mod control;
@@ -8,6 +9,7 @@ mod error;
 mod paths;
 mod recording;
 mod store;
+mod users;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
