@@ -218,12 +218,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jpegs_have_the_exact_size_and_markers() {
+    fn jpegs_are_well_formed_and_of_the_exact_size() {
         for size in [1000, 51_200, 65_537 + 200, 1_048_576, 4 * 1_048_576 - 1024] {
             let j = jpeg_of_size(size);
             assert_eq!(j.len(), size);
             assert_eq!(&j[..4], &[0xFF, 0xD8, 0xFF, 0xE0]);
             assert_eq!(&j[size - 2..], &[0xFF, 0xD9]);
+            // What the gateway checks before forwarding a photo.
+            assert_eq!(photo_gateway::upload::jpeg::check(&j), Ok(()), "{size}");
         }
     }
 

@@ -69,6 +69,9 @@ pub enum ApiError {
     /// The body was not received within the read deadline.
     #[error("the request body was not received within {0} seconds")]
     BodyTimeout(u64),
+    /// The image cannot be decoded: corrupt, truncated, or an unsupported variant.
+    #[error("{0}")]
+    ImageUnreadable(String),
     /// Entra says the user (or an admin) has not consented to a scope.
     #[error(
         "the user or an administrator must consent to {scope} for this gateway before it can act for the user"
@@ -251,6 +254,7 @@ impl ApiError {
             ApiError::PhotoTooLarge { .. } => &PHOTO_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => &UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => &BODY_TIMEOUT,
+            ApiError::ImageUnreadable(_) => &IMAGE_UNREADABLE,
             ApiError::ConsentRequired { .. } => &CONSENT_REQUIRED,
             ApiError::ClaimsChallenge { .. } => &CLAIMS_CHALLENGE,
             ApiError::AssertionRejected { .. } => &INVALID_TOKEN,
@@ -459,6 +463,7 @@ mod tests {
             ApiError::PhotoTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType("x".into()),
             ApiError::BodyTimeout(1),
+            ApiError::ImageUnreadable("x".into()),
             ApiError::ConsentRequired {
                 scope: "s".into(),
                 aadsts: Some(65001),
@@ -518,6 +523,7 @@ mod tests {
                 | ApiError::PhotoTooLarge { .. }
                 | ApiError::UnsupportedMediaType(_)
                 | ApiError::BodyTimeout(_)
+                | ApiError::ImageUnreadable(_)
                 | ApiError::ConsentRequired { .. }
                 | ApiError::ClaimsChallenge { .. }
                 | ApiError::AssertionRejected { .. }

@@ -191,6 +191,11 @@ pub(super) static BODY_TIMEOUT: ErrorRow = ErrorRow {
         "the body was not received within the read deadline",
     )
 };
+pub(super) static IMAGE_UNREADABLE: ErrorRow = row(
+    "image-unreadable",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "the image cannot be decoded: corrupt, truncated, or an unsupported variant",
+);
 pub(super) static CONSENT_REQUIRED: ErrorRow = ErrorRow {
     upstream: Some("entra"),
     ..challenged(
@@ -318,6 +323,7 @@ pub static ROWS: &[&ErrorRow] = &[
     &PHOTO_TOO_LARGE,
     &UNSUPPORTED_MEDIA_TYPE,
     &BODY_TIMEOUT,
+    &IMAGE_UNREADABLE,
     &CONSENT_REQUIRED,
     &CLAIMS_CHALLENGE,
     &GATEWAY_CREDENTIAL_REJECTED,

@@ -133,7 +133,8 @@ macro_rules! photo_operation {
             description = "Sets the photo exactly as Graph's `PUT|PATCH …/photo/$value` does, on behalf of the signed-in user. \
 The method is forwarded as received. Segment names are case-insensitive and `%24value` equals `$value`. \
 Send `multipart/form-data` with one file part named `photo`, or the raw JPEG bytes as `image/jpeg` or `application/octet-stream`. \
-The photo must be a JPEG smaller than 4,194,304 bytes (configurable).",
+The photo must be a JPEG smaller than 4,194,304 bytes (configurable), structurally sound: a corrupt or truncated one is refused with 422 `image-unreadable`; \
+bytes after its end-of-image marker (a second, MPF, image) are forwarded unchanged.",
             params(
                 $( ($pname = String, Path, description = $pdesc), )*
                 ("X-Request-Id" = Option<String>, Header, description = "Request id to use (1–128 of `[A-Za-z0-9._:-]`); echoed and sent to Graph as `client-request-id`"),

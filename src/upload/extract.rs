@@ -1,5 +1,6 @@
 //! Reads the photo from a multipart form or a raw body, never holding more than the limit, within
-//! a deadline, hashing as the bytes arrive so the body is touched once.
+//! a deadline, hashing and checking the JPEG's structure as the bytes arrive so the body is
+//! touched once.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::body::{BodyError, BodyHeaders, BodyStream};
+use super::jpeg::{JpegCheck, JpegError};
 use super::sniff;
 use crate::error::ApiError;
 
@@ -175,13 +177,14 @@ fn body_kind(headers: &BodyHeaders<'_>) -> Result<BodyKind, ApiError> {
     }
 }
 
-/// Accumulates one body, bounded by the limit, hashing as it goes.
+/// Accumulates one body, bounded by the limit, hashing and checking its structure as it goes.
 struct Sink {
     chunks: Vec<Bytes>,
     small: BytesMut,
     len: usize,
     head: [u8; 16],
     hasher: Sha256,
+    jpeg: JpegCheck,
     limit: usize,
 }
 
@@ -193,6 +196,7 @@ impl Sink {
             len: 0,
             head: [0; 16],
             hasher: Sha256::new(),
+            jpeg: JpegCheck::new(),
             limit,
         }
     }
@@ -206,6 +210,9 @@ impl Sink {
             self.head[self.len..self.len + n].copy_from_slice(&chunk[..n]);
         }
         self.hasher.update(&chunk);
+        // A broken structure is not answered here: the verdict waits for the whole body so that
+        // an oversized body is still 413 and bytes that are no JPEG at all are still 415.
+        self.jpeg.feed(&chunk);
         self.len += chunk.len();
         if chunk.len() >= ZERO_COPY_CHUNK {
             self.flush_small();
@@ -238,6 +245,17 @@ impl Sink {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "the photo must be a JPEG image (image/jpeg); the bytes are {seen}"
             )));
+        }
+        match self.jpeg.finish() {
+            Ok(()) => {}
+            // Sniffing above has answered these already; this keeps the two from ever disagreeing
+            // into a 422 for bytes that are not a JPEG at all.
+            Err(JpegError::NotJpeg) => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the photo must be a JPEG image (image/jpeg)".into(),
+                ));
+            }
+            Err(e) => return Err(ApiError::ImageUnreadable(e.to_string())),
         }
         self.flush_small();
         Ok(Photo {
@@ -431,4 +449,78 @@ async fn drain(payload: &mut SharedPayload, declared: Option<usize>, deadline: D
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_bytes: usize) -> UploadLimits {
+        UploadLimits {
+            max_bytes,
+            read_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn read_raw_chunks(chunks: Vec<Vec<u8>>, max_bytes: usize) -> Result<Photo, ApiError> {
+        let stream = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, BodyError>(Bytes::from(c))),
+        );
+        let headers = BodyHeaders {
+            content_type: Some(b"image/jpeg"),
+            content_encoding: None,
+            content_length: None,
+        };
+        read_photo(headers, BodyStream::new(stream), limits(max_bytes)).await
+    }
+
+    fn split(data: &[u8], size: usize) -> Vec<Vec<u8>> {
+        data.chunks(size).map(<[u8]>::to_vec).collect()
+    }
+
+    #[tokio::test]
+    async fn a_truncated_jpeg_is_unreadable_however_it_arrives() {
+        let whole = photo_gateway_emulators::sample_jpeg(64, 64, "truncated");
+        let cut = &whole[..whole.len() - 2];
+        for size in [1, 7, 100, cut.len()] {
+            match read_raw_chunks(split(cut, size), 1 << 20).await {
+                Err(e @ ApiError::ImageUnreadable(_)) => {
+                    assert_eq!(e.code(), "image-unreadable");
+                    assert!(e.to_string().contains("truncated"), "{e}");
+                }
+                other => panic!("chunks of {size}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn what_follows_the_end_of_image_is_kept_as_sent() {
+        let mut data = photo_gateway_emulators::sample_jpeg(64, 64, "primary");
+        data.extend_from_slice(&photo_gateway_emulators::sample_jpeg(16, 16, "second"));
+        data.extend_from_slice(b"\xFF\x00 not a segment");
+        let photo = read_raw_chunks(split(&data, 33), 1 << 20)
+            .await
+            .expect("accepted");
+        assert_eq!(&photo.to_bytes()[..], &data[..]);
+    }
+
+    #[tokio::test]
+    async fn size_and_format_are_answered_before_structure() {
+        // Over the limit and broken: the size is what the caller must fix first.
+        let broken = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01, 0, 0, 0, 0];
+        let e = read_raw_chunks(vec![broken.clone(), vec![0; 100]], 64)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "photo-too-large");
+        // Not a JPEG at all: 415, as before structure was checked.
+        let e = read_raw_chunks(vec![b"\x89PNG\r\n\x1a\n0000".to_vec()], 64)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "unsupported-media-type");
+        // A JPEG, broken: 422.
+        let e = read_raw_chunks(vec![broken], 64).await.unwrap_err();
+        assert_eq!(e.code(), "image-unreadable");
+    }
 }

@@ -81,16 +81,16 @@ async fn every_authenticated_refusal_is_audited_with_its_code_and_401s_are_not()
     let token = app.token(user);
     let png = b"\x89PNG\r\n\x1a\n0000000000000000".to_vec();
     let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
-        (group.clone(), jpeg(100, 1), 403, "caller-not-allowed"),
+        (group.clone(), jpeg(200, 1), 403, "caller-not-allowed"),
         (me.to_owned(), png, 415, "unsupported-media-type"),
         (me.to_owned(), jpeg(4_194_304, 2), 413, "photo-too-large"),
         (
             "/v1.0/users/a%2Fb/photo/$value".to_owned(),
-            jpeg(100, 3),
+            jpeg(200, 3),
             400,
             "invalid-target",
         ),
-        (me.to_owned(), jpeg(100, 4), 429, "rate-limited"),
+        (me.to_owned(), jpeg(200, 4), 429, "rate-limited"),
     ];
     for (path, body, status, code) in cases {
         let (got, _, problem) = TestApp::problem(app.put_raw(&path, &token, body).await).await;
@@ -109,7 +109,7 @@ async fn every_authenticated_refusal_is_audited_with_its_code_and_401s_are_not()
     }
     // An unauthenticated request is a request-log line, not an audit line: every audit line
     // names an authenticated user.
-    let resp = app.put_raw(me, "not-a-token", jpeg(100, 5)).await;
+    let resp = app.put_raw(me, "not-a-token", jpeg(200, 5)).await;
     assert_eq!(resp.status(), 401);
     for line in audit_lines() {
         assert!(

@@ -16,7 +16,7 @@ async fn expect_refused(
     challenge: &str,
     what: &str,
 ) -> serde_json::Value {
-    let resp = app.put_raw(ME, token, jpeg(100, 1)).await;
+    let resp = app.put_raw(ME, token, jpeg(200, 1)).await;
     let (got, headers, body) = TestApp::problem(resp).await;
     assert_eq!(got, status, "{what}: {body}");
     assert_eq!(body["code"], code, "{what}");
@@ -185,7 +185,7 @@ async fn scope_app_only_and_caller_refusals_are_403() {
 
     let stranger =
         app.token_with(CallerTokenSpec::for_user(DEMO).app("99999999-0000-0000-0000-000000000000"));
-    let (status, _, body) = TestApp::problem(app.put_raw(ME, &stranger, jpeg(100, 1)).await).await;
+    let (status, _, body) = TestApp::problem(app.put_raw(ME, &stranger, jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("caller-not-allowed"))
@@ -199,7 +199,7 @@ async fn scope_app_only_and_caller_refusals_are_403() {
 async fn missing_and_malformed_authorization() {
     let app = spawn_app().await;
     let resp = app
-        .send_raw("PUT", ME, None, jpeg(100, 1), "image/jpeg")
+        .send_raw("PUT", ME, None, jpeg(200, 1), "image/jpeg")
         .await;
     let (status, headers, body) = TestApp::problem(resp).await;
     assert_eq!(
@@ -222,7 +222,7 @@ async fn missing_and_malformed_authorization() {
             .put(format!("{}{ME}", app.address))
             .header("authorization", value)
             .header("content-type", "image/jpeg")
-            .body(jpeg(100, 1))
+            .body(jpeg(200, 1))
             .send()
             .await
             .unwrap();
@@ -245,7 +245,7 @@ async fn missing_and_malformed_authorization() {
         .client
         .put(format!("{}{ME}?access_token={good}", app.address))
         .header("content-type", "image/jpeg")
-        .body(jpeg(100, 1))
+        .body(jpeg(200, 1))
         .send()
         .await
         .unwrap();
@@ -262,7 +262,7 @@ async fn missing_and_malformed_authorization() {
         .bearer_auth(&good)
         .header("authorization", format!("Bearer {good}"))
         .header("content-type", "image/jpeg")
-        .body(jpeg(100, 1))
+        .body(jpeg(200, 1))
         .send()
         .await
         .unwrap();
@@ -292,7 +292,7 @@ async fn unrelated_cookies_do_not_block_a_valid_request() {
         .bearer_auth(app.token(DEMO))
         .header("cookie", "XSRF-TOKEN=5f1c9e; session=1")
         .header("content-type", "image/jpeg")
-        .body(jpeg(100, 1))
+        .body(jpeg(200, 1))
         .send()
         .await
         .unwrap();
@@ -328,7 +328,7 @@ async fn a_token_for_another_tenant_is_refused_even_when_its_issuer_is_accepted(
     );
     spec.extra_claims.insert("tid".into(), json!(other));
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &app.token_with(spec), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token_with(spec), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("invalid-token")),
@@ -346,7 +346,7 @@ async fn a_token_for_another_tenant_is_refused_even_when_its_issuer_is_accepted(
     );
     // The same configuration still takes the gateway's own tenant's tokens.
     assert_eq!(
-        app.put_raw(ME, &app.token(DEMO), jpeg(100, 2))
+        app.put_raw(ME, &app.token(DEMO), jpeg(200, 2))
             .await
             .status(),
         200

@@ -16,7 +16,7 @@ async fn consent_required_is_403_with_a_scope_challenge() {
         .entra
         .set_token_error(DEMO, TokenErrorKind::ConsentRequired);
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("consent-required")),
@@ -38,7 +38,7 @@ async fn claims_challenge_is_401_insufficient_claims_with_the_claims() {
         .entra
         .set_token_error(DEMO, TokenErrorKind::MfaRequired);
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("claims-challenge")),
@@ -63,7 +63,7 @@ async fn claims_challenge_is_401_insufficient_claims_with_the_claims() {
     // Once the user satisfied it, the next request succeeds: the failure was not cached.
     app.emus.entra.clear_token_error(DEMO);
     assert_eq!(
-        app.put_raw(ME, &app.token(DEMO), jpeg(100, 1))
+        app.put_raw(ME, &app.token(DEMO), jpeg(200, 1))
             .await
             .status(),
         200
@@ -81,7 +81,7 @@ async fn an_assertion_entra_rejects_is_401_invalid_token() {
             .times(1),
     );
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("invalid-token")),
@@ -105,7 +105,7 @@ async fn a_rejected_gateway_credential_is_500_for_the_operator() {
             .path_prefix(&token_path(&app)),
     );
     let (status, _, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (500, Some("gateway-credential-rejected")),
@@ -124,7 +124,7 @@ async fn token_endpoint_down_is_503_with_retry_after_and_recovery_is_immediate()
             .path_prefix(&token_path(&app)),
     );
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &token, jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &token, jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (503, Some("identity-unavailable")),
@@ -134,7 +134,7 @@ async fn token_endpoint_down_is_503_with_retry_after_and_recovery_is_immediate()
     assert_eq!(body["upstream"], "entra");
 
     app.emus.entra.clear_faults();
-    let resp = app.put_raw(ME, &token, jpeg(100, 1)).await;
+    let resp = app.put_raw(ME, &token, jpeg(200, 1)).await;
     assert_eq!(
         resp.status(),
         200,
@@ -201,7 +201,7 @@ async fn entra_free_text_reaches_the_log_and_only_its_aadsts_number_the_caller()
                 .path_prefix(&token_path(&app)),
         );
         let (got, headers, problem) =
-            TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+            TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
         assert_eq!(
             (got, problem["code"].as_str()),
             (status, Some(problem_code)),

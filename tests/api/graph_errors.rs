@@ -45,7 +45,7 @@ async fn graph_404_is_404_with_graphs_code() {
         .put_raw(
             "/v1.0/users/nobody@contoso.onmicrosoft.com/photo/$value",
             &app.token(DEMO),
-            jpeg(100, 1),
+            jpeg(200, 1),
         )
         .await;
     let (status, _, body) = TestApp::problem(resp).await;
@@ -74,7 +74,7 @@ async fn graph_503_four_times_is_503_graph_unavailable() {
             .times(4),
     );
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (503, Some("graph-unavailable")),
@@ -88,7 +88,7 @@ async fn graph_503_four_times_is_503_graph_unavailable() {
     );
     // The fault is used up: the next request goes through.
     assert_eq!(
-        app.put_raw(ME, &app.token(DEMO), jpeg(100, 1))
+        app.put_raw(ME, &app.token(DEMO), jpeg(200, 1))
             .await
             .status(),
         200
@@ -99,12 +99,12 @@ async fn graph_503_four_times_is_503_graph_unavailable() {
 async fn graph_401_once_then_success_costs_exactly_one_extra_exchange() {
     let app = spawn_app().await;
     let token = app.token(DEMO);
-    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 1);
     app.emus
         .graph
         .add_fault(FaultRule::status(401).path_prefix("/v1.0/me").times(1));
-    let resp = app.put_raw(ME, &token, jpeg(100, 2)).await;
+    let resp = app.put_raw(ME, &token, jpeg(200, 2)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(app.obo_exchanges(), 2, "exactly one extra exchange");
 }
@@ -116,7 +116,7 @@ async fn graph_401_twice_is_502_graph_rejected_token() {
         .graph
         .add_fault(FaultRule::status(401).path_prefix("/v1.0/me"));
     let (status, _, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (502, Some("graph-rejected-token")),
@@ -131,7 +131,7 @@ async fn graph_500_is_502_and_a_reset_is_graph_unreachable() {
         .graph
         .add_fault(FaultRule::status(500).path_prefix("/v1.0/me").times(1));
     let (status, _, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (502, Some("graph-error")),
@@ -141,14 +141,14 @@ async fn graph_500_is_502_and_a_reset_is_graph_unreachable() {
         .graph
         .add_fault(FaultRule::reset().path_prefix("/v1.0/me").times(1));
     let (status, _, body) =
-        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (502, Some("graph-unreachable")),
         "{body}"
     );
     assert_eq!(
-        app.put_raw(ME, &app.token(DEMO), jpeg(100, 1))
+        app.put_raw(ME, &app.token(DEMO), jpeg(200, 1))
             .await
             .status(),
         200,
@@ -167,13 +167,13 @@ async fn requests_refused_together_by_graph_share_one_fresh_exchange() {
     })
     .await;
     let token = app.token(DEMO);
-    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 1);
     // The cached token must be from an earlier second than the revocation.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.emus.graph.revoke_tokens_issued_before_now();
     let n = 16;
-    let uploads = (0..n).map(|i| app.put_raw(ME, &token, jpeg(100, 10 + i as u8)));
+    let uploads = (0..n).map(|i| app.put_raw(ME, &token, jpeg(200, 10 + i as u8)));
     let answers = futures_util::future::join_all(uploads).await;
     for r in answers {
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());

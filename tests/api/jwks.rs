@@ -9,7 +9,7 @@ async fn a_token_signed_with_a_new_key_validates_after_one_refresh() {
     let before = app.emus.entra.counters().jwks;
     app.emus.entra.rotate_keys().unwrap();
     let token = app.token(DEMO);
-    let resp = app.put_raw(ME, &token, jpeg(100, 1)).await;
+    let resp = app.put_raw(ME, &token, jpeg(200, 1)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(
         app.emus.entra.counters().jwks,
@@ -17,7 +17,7 @@ async fn a_token_signed_with_a_new_key_validates_after_one_refresh() {
         "exactly one refresh"
     );
     // And the next token with that kid needs no fetch at all.
-    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(100, 2)).await;
+    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(200, 2)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.emus.entra.counters().jwks, before + 1);
 }
@@ -41,7 +41,7 @@ async fn a_flood_of_random_kids_causes_at_most_one_fetch_per_cooldown() {
         .collect();
     let calls = tokens.iter().map(|t| {
         let app = &app;
-        async move { app.put_raw(ME, t, jpeg(100, 1)).await.status().as_u16() }
+        async move { app.put_raw(ME, t, jpeg(200, 1)).await.status().as_u16() }
     });
     let statuses = futures_util::future::join_all(calls).await;
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");

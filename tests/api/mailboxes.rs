@@ -200,7 +200,7 @@ async fn a_lookup_that_fails_or_hangs_never_fails_the_upload() {
             .path_prefix("/v1.0/users")
             .times(1),
     );
-    let resp = app.put_raw(&user_photo(MEGAN), &token, jpeg(100, 1)).await;
+    let resp = app.put_raw(&user_photo(MEGAN), &token, jpeg(200, 1)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(lookups(&app, 503), 1);
 
@@ -214,7 +214,7 @@ async fn a_lookup_that_fails_or_hangs_never_fails_the_upload() {
         .put_raw(
             &user_photo("lee.gu@contoso.onmicrosoft.com"),
             &token,
-            jpeg(100, 2),
+            jpeg(200, 2),
         )
         .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
@@ -229,7 +229,7 @@ async fn a_lookup_that_fails_or_hangs_never_fails_the_upload() {
         app.put_raw(
             &user_photo("nobody@contoso.onmicrosoft.com"),
             &token,
-            jpeg(100, 3),
+            jpeg(200, 3),
         )
         .await,
     )
@@ -252,13 +252,13 @@ async fn another_users_contacts_share_that_users_mailbox() {
     let token = app.token(DEMO);
     // A contacts token cannot read users: this lookup is refused, the contact keyed by the UPN.
     let resp = app
-        .put_raw(&megan_contact_by_upn(), &token, jpeg(100, 1))
+        .put_raw(&megan_contact_by_upn(), &token, jpeg(200, 1))
         .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(lookups(&app, 403), 1);
     // That refusal belongs to the contacts token: the photo upload's own token still resolves it.
     assert_eq!(
-        app.put_raw(&user_photo(MEGAN), &token, jpeg(100, 2))
+        app.put_raw(&user_photo(MEGAN), &token, jpeg(200, 2))
             .await
             .status(),
         200

@@ -119,10 +119,10 @@ async fn a_caller_over_its_rate_gets_429_with_retry_after() {
     .await;
     let token = app.token(DEMO);
     for _ in 0..3 {
-        assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+        assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
     }
     let (status, headers, body) =
-        TestApp::problem(app.put_raw(ME, &token, jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(ME, &token, jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (429, Some("rate-limited")),
@@ -138,7 +138,7 @@ async fn a_caller_over_its_rate_gets_429_with_retry_after() {
     );
     // Another user of the same app is a different caller.
     assert_eq!(
-        app.put_raw(ME, &app.token(MEGAN), jpeg(100, 1))
+        app.put_raw(ME, &app.token(MEGAN), jpeg(200, 1))
             .await
             .status(),
         200
@@ -219,7 +219,7 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
     ];
     for path in &own {
         assert_eq!(
-            app.put_raw(path, &token, jpeg(100, 1)).await.status(),
+            app.put_raw(path, &token, jpeg(200, 1)).await.status(),
             200,
             "{path}"
         );
@@ -233,7 +233,7 @@ async fn by_default_apps_may_change_only_the_users_own_photo_and_contacts() {
     let before = app.emus.graph.requests().len();
     for path in &others {
         let (status, _, body) =
-            TestApp::problem(app.put_raw(path, &token, jpeg(100, 1)).await).await;
+            TestApp::problem(app.put_raw(path, &token, jpeg(200, 1)).await).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("caller-not-allowed")),
@@ -261,16 +261,16 @@ async fn a_grant_lets_one_app_change_groups_and_no_other() {
     let group = group_photo(photo_gateway_emulators::directory::GROUP_ID);
     let with_grant = app.token_with(CallerTokenSpec::for_user(DEMO).app(granted));
     assert_eq!(
-        app.put_raw(&group, &with_grant, jpeg(100, 1))
+        app.put_raw(&group, &with_grant, jpeg(200, 1))
             .await
             .status(),
         200
     );
     let (status, _, _) =
-        TestApp::problem(app.put_raw(&group, &app.token(DEMO), jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(&group, &app.token(DEMO), jpeg(200, 1)).await).await;
     assert_eq!(status, 403);
     let megan = user_photo(MEGAN);
     let (status, _, _) =
-        TestApp::problem(app.put_raw(&megan, &with_grant, jpeg(100, 1)).await).await;
+        TestApp::problem(app.put_raw(&megan, &with_grant, jpeg(200, 1)).await).await;
     assert_eq!(status, 403, "a groups grant is not a users grant");
 }

@@ -38,11 +38,11 @@ async fn different_users_and_scopes_get_separate_entries() {
     let adele = app.token(DEMO);
     let megan = app.token(MEGAN);
     for _ in 0..3 {
-        assert_eq!(app.put_raw(ME, &adele, jpeg(100, 1)).await.status(), 200);
-        assert_eq!(app.put_raw(ME, &megan, jpeg(100, 2)).await.status(), 200);
+        assert_eq!(app.put_raw(ME, &adele, jpeg(200, 1)).await.status(), 200);
+        assert_eq!(app.put_raw(ME, &megan, jpeg(200, 2)).await.status(), 200);
         let group = group_photo(GROUP_ID);
         assert_eq!(
-            app.put_raw(&group, &adele, jpeg(100, 3)).await.status(),
+            app.put_raw(&group, &adele, jpeg(200, 3)).await.status(),
             200
         );
     }
@@ -71,10 +71,10 @@ async fn an_entry_expires_by_its_own_lifetime() {
             .await;
     app.emus.entra.set_token_lifetime(3);
     let token = app.token(DEMO);
-    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
-    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 1);
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(app.put_raw(ME, &token, jpeg(100, 1)).await.status(), 200);
+    assert_eq!(app.put_raw(ME, &token, jpeg(200, 1)).await.status(), 200);
     assert_eq!(app.obo_exchanges(), 2);
 }

@@ -1,5 +1,5 @@
-//! What the gateway accepts as a photo: size limits, JPEG sniffing, the multipart contract,
-//! compressed bodies, and path ids.
+//! What the gateway accepts as a photo: size limits, JPEG sniffing and structure, the multipart
+//! contract, compressed bodies, and path ids.
 
 use crate::support::raw_http::send_framed;
 use crate::support::{
@@ -99,7 +99,7 @@ async fn bytes_that_are_not_jpeg_get_415_whatever_the_declared_type() {
         ),
         (
             "jpeg declared as text/plain",
-            app.send_raw("PUT", ME, Some(&token), jpeg(100, 1), "text/plain")
+            app.send_raw("PUT", ME, Some(&token), jpeg(200, 1), "text/plain")
                 .await,
         ),
     ] {
@@ -116,6 +116,97 @@ async fn bytes_that_are_not_jpeg_get_415_whatever_the_declared_type() {
         );
     }
     assert!(app.emus.graph.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_truncated_or_corrupt_jpeg_gets_422_image_unreadable_and_never_reaches_graph() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let whole = jpeg(50_000, 7);
+    let in_segment = whole[..30_000].to_vec();
+    let no_eoi = whole[..whole.len() - 2].to_vec();
+    // The first segment (a COM at offset 2) declares a length of 1.
+    let mut short_length = whole.clone();
+    short_length[4..6].copy_from_slice(&[0x00, 0x01]);
+    let streamed = || {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            no_eoi.chunks(1_000).map(|c| Ok(c.to_vec())).collect();
+        app.client
+            .put(format!("{}{ME}", app.address))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+    };
+    for (what, resp, says) in [
+        (
+            "cut inside a segment, raw",
+            app.put_raw(ME, &token, in_segment.clone()).await,
+            "truncated: its COM segment at offset 2 declares",
+        ),
+        (
+            "cut inside a segment, multipart",
+            app.send_multipart("PUT", ME, &token, in_segment).await,
+            "truncated: its COM segment at offset 2 declares",
+        ),
+        (
+            "cut before the end-of-image marker, raw",
+            app.put_raw(ME, &token, no_eoi.clone()).await,
+            "without an end-of-image (EOI) marker",
+        ),
+        (
+            "cut before the end-of-image marker, chunked",
+            streamed().await.unwrap(),
+            "without an end-of-image (EOI) marker",
+        ),
+        (
+            "a segment length under 2",
+            app.put_raw(ME, &token, short_length).await,
+            "corrupt: its COM segment at offset 2 declares a length of 1",
+        ),
+    ] {
+        let (status, _, body) = TestApp::problem(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("image-unreadable")),
+            "{what}: {body}"
+        );
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
+    assert!(
+        app.emus.graph.requests().is_empty(),
+        "nothing reached Graph"
+    );
+}
+
+#[tokio::test]
+async fn what_follows_the_end_of_image_is_forwarded_unchanged() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    // A phone's photo: the primary image, then a second (MPF) image after its EOI.
+    let mut photo = jpeg(30_000, 21);
+    photo.extend_from_slice(&jpeg(8_000, 22));
+    let digest = sha256_hex(&photo);
+    for (what, resp) in [
+        ("raw", app.put_raw(ME, &token, photo.clone()).await),
+        (
+            "multipart",
+            app.send_multipart("PUT", ME, &token, photo.clone()).await,
+        ),
+    ] {
+        assert_eq!(resp.status(), 200, "{what}");
+        let receipt: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(receipt["bytes"], photo.len(), "{what}");
+        assert_eq!(receipt["sha256"], digest, "{what}");
+    }
+    let seen = app.emus.graph.requests();
+    assert_eq!(seen.len(), 2);
+    for r in seen {
+        assert_eq!((r.bytes, r.sha256.as_str()), (photo.len(), digest.as_str()));
+    }
 }
 
 #[tokio::test]
@@ -233,7 +324,7 @@ async fn unknown_routes_and_methods_are_problems_too() {
             "PUT",
             "/v1.0/teams/t1/photo/$value",
             Some(&token),
-            jpeg(100, 1),
+            jpeg(200, 1),
             "image/jpeg",
         )
         .await;

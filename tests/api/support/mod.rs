@@ -11,6 +11,8 @@ pub mod jwt;
 pub mod raw_http;
 
 pub use app::{TestApp, captured_logs, spawn_app, spawn_app_with, spawn_gateway, start_gateway};
-pub use bodies::{MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, jpeg, multipart_body, sha256_hex};
+pub use bodies::{
+    JPEG_MIN_LEN, MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, jpeg, multipart_body, sha256_hex,
+};
 pub use paths::{DEMO, GUEST_PHOTO, ME, MEGAN, group_photo, user_photo};
 pub use process::{BINARY, GatewayProcess};

@@ -1,9 +1,10 @@
 //! The gateway's body reader, `upload::read_photo`, on arbitrary bodies: the first byte picks the
 //! Content-Type (multipart with a few boundaries, raw image/jpeg or octet-stream, a
 //! Content-Encoding), the second how the body is cut into chunks, the rest is the body. The
-//! reader must never panic, and whatever it accepts is a JPEG under the limit whose SHA-256 is
-//! right; it goes through `actix_multipart::Multipart` exactly as in the server (the handler only
-//! turns actix's payload into the same `BodyStream`).
+//! reader must never panic, and whatever it accepts is a well-formed JPEG under the limit whose
+//! SHA-256 is right; a raw body under the limit is refused exactly when it is not one, wherever
+//! its chunks are cut. It goes through `actix_multipart::Multipart` exactly as in the server (the
+//! handler only turns actix's payload into the same `BodyStream`).
 
 #![no_main]
 
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use photo_gateway::upload::{BodyError, BodyHeaders, BodyStream, UploadLimits, read_photo, sniff};
+use photo_gateway::upload::{
+    BodyError, BodyHeaders, BodyStream, UploadLimits, jpeg, read_photo, sniff,
+};
 
 const LIMIT: usize = 16 * 1024;
 
@@ -61,10 +64,22 @@ fuzz_target!(|data: &[u8]| {
                 max_bytes: LIMIT,
                 read_timeout: Duration::from_secs(5),
             };
-            if let Ok(photo) = read_photo(headers, stream, limits).await {
+            let result = read_photo(headers, stream, limits).await;
+            let raw = !content_type.starts_with("multipart");
+            if raw && !body.is_empty() && body.len() < LIMIT {
+                let sound = sniff::is_jpeg(body) && jpeg::check(body).is_ok();
+                assert_eq!(
+                    result.is_ok(),
+                    sound,
+                    "a raw body is accepted exactly when it is a well-formed JPEG: {:?}",
+                    result.as_ref().err()
+                );
+            }
+            if let Ok(photo) = result {
                 let bytes = photo.to_bytes();
                 assert_eq!(bytes.len(), photo.len());
                 assert!(sniff::is_jpeg(&bytes), "accepted bytes are a JPEG");
+                assert_eq!(jpeg::check(&bytes), Ok(()), "accepted bytes are well formed");
                 assert!(bytes.len() < LIMIT, "accepted bytes are under the limit");
                 assert!(!bytes.is_empty() && !photo.is_empty());
                 assert_eq!(
@@ -73,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
                     "the digest is of the bytes"
                 );
                 // A raw body is the photo itself.
-                if !content_type.starts_with("multipart") {
+                if raw {
                     assert_eq!(&bytes[..], body, "a raw body is forwarded unchanged");
                 }
             }
