@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
@@ -113,15 +114,30 @@ impl Application {
                 source,
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        // Past this with no request in flight, a connection is stuck in a later request's head,
+        // which the HTTP server does not time.
+        let idle_limit = config.server.keep_alive
+            + config.server.request_head_timeout
+            + http::conn::CLOSE_LINGER;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(http::panic::catch_panic))
                 .wrap(TracingLogger::<GatewayRootSpan>::new())
                 .wrap(from_fn(telemetry::request_context))
+                // Outermost: it acts once the answer, whatever produced it, is decided.
+                .wrap(from_fn(http::conn::finish_body))
                 .configure(http::routes)
         })
-        .on_connect(http::conn::remember_socket)
+        .keep_alive(match config.server.keep_alive {
+            d if d.is_zero() => KeepAlive::Disabled,
+            d => KeepAlive::Timeout(d),
+        })
+        .client_request_timeout(config.server.request_head_timeout)
+        // `finish_body` relies on it: without a linger the server would close at once, and
+        // unread bytes would turn the close into a reset that can destroy the answer.
+        .client_disconnect_timeout(http::conn::CLOSE_LINGER)
+        .on_connect(http::conn::watch_idle(idle_limit))
         .disable_signals()
         .shutdown_timeout(config.shutdown.timeout.as_secs());
         if let Some(w) = config.server.workers {

@@ -16,6 +16,13 @@ pub const LISTEN_ADDR: SocketAddr =
 /// `/metrics` listener.
 pub const METRICS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
+/// Idle keep-alive. Longer than the reverse proxy in front keeps its idle upstream connections
+/// (ingress-nginx: 60 s), so that the proxy, not the gateway, ends an idle connection: a gateway
+/// that closed first could do so just as the proxy reuses it, and the proxy would answer 502 (it
+/// does not retry a PATCH). 75 s is nginx's own client-side default.
+pub const KEEP_ALIVE_SECS: u64 = 75;
+/// Deadline for a new connection's request head.
+pub const REQUEST_HEAD_TIMEOUT_SECS: u64 = 5;
 
 // --- entra
 /// Entra authority host of the public cloud.

@@ -118,6 +118,25 @@ mod tests {
     }
 
     #[test]
+    fn connections_outlive_a_proxys_idle_upstream_connections_and_heads_have_a_deadline() {
+        let c = Config::from_vars(base()).unwrap();
+        // ingress-nginx keeps idle upstream connections 60 s; the gateway must not close first.
+        assert!(c.server.keep_alive > std::time::Duration::from_secs(60));
+        assert_eq!(c.server.request_head_timeout.as_secs(), 5);
+
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_KEEP_ALIVE_SECS".into(), "0".into()));
+        assert!(Config::from_vars(v).unwrap().server.keep_alive.is_zero());
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_REQUEST_HEAD_TIMEOUT_SECS".into(), "0".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_REQUEST_HEAD_TIMEOUT_SECS",
+            "zero would mean no deadline at all"
+        );
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let mut v = base();
         v.push(("PHOTO_GATEWAY_MAX_PHOTO_BYTES".into(), "lots".into()));

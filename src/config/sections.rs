@@ -22,6 +22,11 @@ pub struct ServerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// HTTP worker threads; the number of CPUs when `None`.
     pub workers: Option<usize>,
+    /// How long an idle connection is kept open for its next request; zero closes every
+    /// connection after its answer.
+    pub keep_alive: Duration,
+    /// Deadline for receiving a new connection's request head (then the server's bare 408).
+    pub request_head_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -35,10 +40,19 @@ impl ServerConfig {
             ),
         };
         let workers: usize = v.parse("WORKERS", 0)?;
+        let request_head_timeout =
+            v.secs("REQUEST_HEAD_TIMEOUT_SECS", d::REQUEST_HEAD_TIMEOUT_SECS)?;
+        if request_head_timeout.is_zero() {
+            // The HTTP server takes zero as "no deadline": a connection could then wait forever
+            // for a head that never comes.
+            return Err(err("REQUEST_HEAD_TIMEOUT_SECS", "must be positive"));
+        }
         Ok(ServerConfig {
             listen_addr: v.parse("LISTEN_ADDR", d::LISTEN_ADDR)?,
             metrics_addr,
             workers: (workers > 0).then_some(workers),
+            keep_alive: v.secs("KEEP_ALIVE_SECS", d::KEEP_ALIVE_SECS)?,
+            request_head_timeout,
         })
     }
 }

@@ -84,7 +84,7 @@ pub async fn update_photo(
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?;
     let _in_flight = state.in_flight();
-    let result = state
+    let receipt = state
         .photos
         .update(
             PhotoUpdate {
@@ -100,11 +100,7 @@ pub async fn update_photo(
             },
             body_stream(payload),
         )
-        .await;
-    if result.as_ref().is_err_and(|e| e.row().closes_connection) {
-        super::conn::stop_reading(&req);
-    }
-    let receipt = result?;
+        .await?;
     span.record("photo_bytes", receipt.bytes);
     Ok(HttpResponse::Ok().json(receipt))
 }

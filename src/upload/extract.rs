@@ -2,8 +2,6 @@
 //! a deadline, hashing and checking the JPEG's structure as the bytes arrive so the body is
 //! touched once.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +9,7 @@ use actix_multipart::{Multipart, MultipartError};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::body::{BodyError, BodyHeaders, BodyStream};
@@ -24,9 +22,6 @@ use crate::error::ApiError;
 const MULTIPART_ENVELOPE_ALLOWANCE: usize = 64 * 1024;
 /// At most this many parts are looked at; a form with more is refused.
 const MAX_PARTS: usize = 8;
-/// Bytes read and discarded after an early refusal so the caller sees the answer instead of a
-/// reset connection; past this the connection is closed instead.
-const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// What the caller may send.
 #[derive(Debug, Clone, Copy)]
@@ -320,13 +315,14 @@ fn multipart_error(e: MultipartError) -> ApiError {
     }
 }
 
-/// Reads and validates the photo of one request within the read deadline.
+/// Reads and validates the photo of one request within the read deadline. A refused body is left
+/// as it is: what remains of it is the HTTP layer's to drain or abandon (`http::conn`), for every
+/// refusal alike.
 pub async fn read_photo(
     headers: BodyHeaders<'_>,
     body: BodyStream,
     limits: UploadLimits,
 ) -> Result<Photo, ApiError> {
-    let mut payload = SharedPayload(Rc::new(RefCell::new(body)));
     let kind = body_kind(&headers)?;
     let declared = headers.content_length;
     let too_large = match kind {
@@ -336,30 +332,25 @@ pub async fn read_photo(
         }
     };
     if too_large {
-        drain(&mut payload, declared, limits.read_timeout).await;
         return Err(ApiError::PhotoTooLarge {
             limit: limits.max_bytes,
         });
     }
     let read = async {
         match kind {
-            BodyKind::Raw => read_raw(&mut payload, limits.max_bytes).await,
-            BodyKind::Multipart => read_multipart(&headers, &mut payload, limits.max_bytes).await,
+            BodyKind::Raw => read_raw(body, limits.max_bytes).await,
+            BodyKind::Multipart => read_multipart(&headers, body, limits.max_bytes).await,
         }
     };
-    let result = match tokio::time::timeout(limits.read_timeout, read).await {
+    match tokio::time::timeout(limits.read_timeout, read).await {
         Ok(r) => r,
-        Err(_) => return Err(ApiError::BodyTimeout(limits.read_timeout.as_secs().max(1))),
-    };
-    if result.is_err() {
-        drain(&mut payload, None, limits.read_timeout).await;
+        Err(_) => Err(ApiError::BodyTimeout(limits.read_timeout.as_secs().max(1))),
     }
-    result
 }
 
-async fn read_raw(payload: &mut SharedPayload, limit: usize) -> Result<Photo, ApiError> {
+async fn read_raw(mut body: BodyStream, limit: usize) -> Result<Photo, ApiError> {
     let mut sink = Sink::new(limit);
-    while let Some(chunk) = payload.next().await {
+    while let Some(chunk) = body.next().await {
         sink.push(chunk.map_err(body_error)?)?;
     }
     sink.finish()
@@ -367,7 +358,7 @@ async fn read_raw(payload: &mut SharedPayload, limit: usize) -> Result<Photo, Ap
 
 async fn read_multipart(
     headers: &BodyHeaders<'_>,
-    payload: &mut SharedPayload,
+    body: BodyStream,
     limit: usize,
 ) -> Result<Photo, ApiError> {
     // The parser reads the boundary from a header map; it needs nothing else of the request.
@@ -378,7 +369,7 @@ async fn read_multipart(
     {
         map.insert(header::CONTENT_TYPE, ct);
     }
-    let mut form = Multipart::new(&map, payload.clone().map(|r| r.map_err(to_payload_error)));
+    let mut form = Multipart::new(&map, body.map(|r| r.map_err(to_payload_error)));
     let mut photo: Option<Photo> = None;
     let mut parts = 0usize;
     while let Some(field) = form.next().await {
@@ -411,44 +402,6 @@ async fn read_multipart(
             "the form has no `photo` file part: send exactly one file part named `photo`".into(),
         )
     })
-}
-
-/// The request body, shareable between the multipart parser (which needs a `'static` stream)
-/// and the code that drains what is left after an early refusal.
-#[derive(Clone)]
-struct SharedPayload(Rc<RefCell<BodyStream>>);
-
-impl Stream for SharedPayload {
-    type Item = Result<Bytes, BodyError>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        // The borrow lasts for this poll only; actix handlers run on one thread.
-        match self.0.try_borrow_mut() {
-            Ok(mut p) => p.poll_next_unpin(cx),
-            Err(_) => std::task::Poll::Ready(None),
-        }
-    }
-}
-
-/// Reads and discards what is left of a refused body, within limits, so the caller receives the
-/// answer on a healthy connection; a body too large or too slow is abandoned instead.
-async fn drain(payload: &mut SharedPayload, declared: Option<usize>, deadline: Duration) {
-    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
-        return;
-    }
-    let _ = tokio::time::timeout(deadline.min(Duration::from_secs(5)), async {
-        let mut seen = 0usize;
-        while let Some(Ok(chunk)) = payload.next().await {
-            seen += chunk.len();
-            if seen > DRAIN_LIMIT {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod attacks_tokens;
 mod audit;
 mod auth;
 mod cli;
+mod connections;
 mod credentials;
 mod entra_errors;
 mod graph_errors;

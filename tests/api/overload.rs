@@ -9,17 +9,6 @@ use crate::support::{
     DEMO, GatewayProcess, ME, MEGAN, TestApp, group_photo, jpeg, spawn_app_with, user_photo,
 };
 
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)
-                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
-}
-
 /// Offers 10× the in-flight upload budget at once to the real binary: the admitted uploads
 /// succeed, the rest are refused at once with 503 `overloaded`, and the gateway's peak memory
 /// stays under the byte budget plus a constant.
@@ -45,9 +34,9 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
         ],
     )
     .await;
-    let (pid, base) = (gw.pid(), gw.base());
+    let base = gw.base();
     let client = reqwest::Client::new();
-    let idle_kib = vm_kib(pid, "VmRSS:");
+    let idle_kib = gw.status_kib("VmRSS:");
 
     let photo = jpeg(PHOTO, 3);
     let offered = BUDGET_UPLOADS * 10;
@@ -77,7 +66,7 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
         }
     });
     let results = futures_util::future::join_all(calls).await;
-    let peak_kib = vm_kib(pid, "VmHWM:");
+    let peak_kib = gw.status_kib("VmHWM:");
 
     let ok = results.iter().filter(|r| r.0 == 200).count();
     let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();

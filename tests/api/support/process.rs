@@ -1,6 +1,7 @@
 //! The real `photo-gateway` binary as its own process: for what only a process shows (signals,
-//! exit codes, its own memory, exporters flushed on exit).
+//! exit codes, its own memory and file descriptors, exporters flushed on exit).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use photo_gateway_emulators::Emulators;
@@ -53,6 +54,74 @@ impl GatewayProcess {
         self.child.id().unwrap()
     }
 
+    /// A `kB` field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`, …) in KiB; 0 once the process
+    /// is gone.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(field)
+                    .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0)
+    }
+
+    /// The process's open file descriptors, and which of them are TCP connections it accepted
+    /// on its API port or opened to its upstreams.
+    pub fn fds(&self) -> FdCensus {
+        let pid = self.pid();
+        let mut total = 0;
+        let mut sockets = HashSet::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            total += 1;
+            if let Ok(target) = std::fs::read_link(entry.path())
+                && let Some(inode) = target
+                    .to_str()
+                    .and_then(|t| t.strip_prefix("socket:["))
+                    .and_then(|t| t.strip_suffix(']'))
+                    .and_then(|t| t.parse::<u64>().ok())
+            {
+                sockets.insert(inode);
+            }
+        }
+        let (mut accepted, mut upstream) = (0, 0);
+        for table in ["tcp", "tcp6"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let (Some(local), Some(state), Some(inode)) =
+                    (cols.get(1), cols.get(3), cols.get(9))
+                else {
+                    continue;
+                };
+                if !inode.parse().is_ok_and(|i: u64| sockets.contains(&i)) || *state == "0A" {
+                    continue; // another process's socket, or a listener
+                }
+                let local_port = local
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if local_port == Some(self.port) {
+                    accepted += 1;
+                } else {
+                    upstream += 1;
+                }
+            }
+        }
+        FdCensus {
+            total,
+            accepted,
+            upstream,
+        }
+    }
+
     /// Sends the signal `name` (`TERM`, `INT`, …) through kill(1): the tests link no libc binding.
     pub fn signal(&self, name: &str) {
         let pid = self.pid().to_string();
@@ -78,5 +147,25 @@ impl GatewayProcess {
             .expect("exits")
             .unwrap()
             .code()
+    }
+}
+
+/// The open file descriptors of a gateway process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdCensus {
+    /// Every open descriptor.
+    pub total: usize,
+    /// TCP connections accepted on the API port (not the listener).
+    pub accepted: usize,
+    /// Other TCP connections: those to Entra and Graph, which the HTTP client keeps idle in its
+    /// pool for a while after use.
+    pub upstream: usize,
+}
+
+impl FdCensus {
+    /// Descriptors other than the upstream pool's: what must return to its level once the
+    /// gateway's callers are gone.
+    pub fn without_upstream(&self) -> usize {
+        self.total - self.upstream
     }
 }

@@ -82,6 +82,23 @@ pub async fn open(address: &str, head: &str) -> TcpStream {
     s
 }
 
+/// Sends one more request (`head` as for [`open`], then `body`) on a connection already open, and
+/// reads its answer without waiting to see whether the server closes: for keep-alive reuse.
+/// `None` when the connection ended before a full response head.
+pub async fn send_on(
+    stream: &mut TcpStream,
+    address: &str,
+    head: &str,
+    body: &[u8],
+) -> Option<RawResponse> {
+    // A refused request may be answered before its body is read: the answer is the test.
+    let _ = stream
+        .write_all(request_head(address, head).as_bytes())
+        .await;
+    let _ = stream.write_all(body).await;
+    read_response(stream, ANSWER_WITHIN).await
+}
+
 /// Sends `head` (request line and headers, no final blank line; Host is added) and `body`
 /// verbatim, then reads one response and whether the server closes the connection after it.
 /// `None` when the connection ended before a full response head.
