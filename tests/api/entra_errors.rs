@@ -233,3 +233,28 @@ async fn entra_free_text_reaches_the_log_and_only_its_aadsts_number_the_caller()
         );
     }
 }
+
+#[tokio::test]
+async fn an_absurd_expires_in_is_an_answer_not_a_dropped_connection() {
+    // Issue 14 item 6: `expires_in` = u64::MAX overflowed a Duration and panicked the worker, so
+    // the caller's connection was dropped without an answer. It is saturated now: the request
+    // gets a problem answer (here Graph refuses the made-up token) and the gateway keeps serving.
+    let app = spawn_app().await;
+    let absurd = r#"{"token_type":"Bearer","access_token":"not-a-graph-token","expires_in":18446744073709551615}"#;
+    app.emus.entra.add_fault(
+        FaultRule::status(200)
+            .body(absurd)
+            .path_prefix(&token_path(&app))
+            .times(2),
+    );
+    let (status, _, body) =
+        TestApp::problem(app.put_raw(ME, &app.token(DEMO), jpeg(200, 1)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("graph-rejected-token")),
+        "{body}"
+    );
+    // A different user: the cached made-up token is not theirs, the fault is spent.
+    let other = app.token(crate::support::MEGAN);
+    assert_eq!(app.put_raw(ME, &other, jpeg(200, 2)).await.status(), 200);
+}
