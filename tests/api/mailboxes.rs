@@ -126,16 +126,7 @@ async fn concurrent_and_repeated_uploads_to_one_upn_look_it_up_once() {
         "7 uploads, 4 of them at once: {counters:?}"
     );
     assert_eq!(app.emus.graph.requests().len(), 7);
-    let port = app.metrics_port.expect("metrics served");
-    let metrics = app
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for series in [
         r#"photo_gateway_user_lookups_total{result="miss"}"#,
         r#"photo_gateway_user_lookups_total{result="hit"}"#,

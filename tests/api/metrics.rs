@@ -1,6 +1,6 @@
 //! `/metrics` on its own port: Prometheus text with bounded labels (route templates, never ids).
 
-use crate::support::{DEMO, GUEST_PHOTO, ME, TestApp, jpeg, raw_http, spawn_app};
+use crate::support::{DEMO, GUEST_PHOTO, ME, jpeg, raw_http, spawn_app};
 
 #[tokio::test]
 async fn metrics_use_route_templates_and_count_the_flow() {
@@ -19,7 +19,7 @@ async fn metrics_use_route_templates_and_count_the_flow() {
         415
     );
 
-    let text = metrics_text(&app).await;
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"route="/v1.0/users/{user}/photo/$value""#),
         "{text}"
@@ -49,18 +49,6 @@ async fn metrics_use_route_templates_and_count_the_flow() {
     );
 }
 
-async fn metrics_text(app: &TestApp) -> String {
-    let port = app.metrics_port.expect("metrics served");
-    app.client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn invented_methods_and_paths_add_no_series() {
     // Issue 14 item 1: every label comes from a fixed set, so a client cannot grow /metrics.
@@ -71,14 +59,14 @@ async fn invented_methods_and_paths_add_no_series() {
     {
         raw_http::send_framed(&app.address, &format!("WARMUP{i} {path} HTTP/1.1"), b"").await;
     }
-    let before = metrics_text(&app).await.lines().count();
+    let before = app.metrics_text().await.lines().count();
     for i in 0..300 {
         let path = ["/healthz", "/v1.0/me/photo/$value", &format!("/x{i}")][i % 3].to_owned();
         let (status, _) =
             raw_http::send_framed(&app.address, &format!("X{i} {path} HTTP/1.1"), b"").await;
         assert!(status >= 400, "X{i} {path}: {status}");
     }
-    let text = metrics_text(&app).await;
+    let text = app.metrics_text().await;
     let after = text.lines().count();
     assert!(!text.contains("method=\"X"), "invented methods are `other`");
     assert!(!text.contains("/x1"), "raw paths are never labels");

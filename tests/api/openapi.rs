@@ -13,15 +13,7 @@ async fn committed_openapi_json_is_up_to_date_and_served() {
         "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
     );
     let app = spawn_app().await;
-    let served = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = app.get_text(&format!("{}/openapi.json", app.address)).await;
     assert_eq!(served, generated);
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");

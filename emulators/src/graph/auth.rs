@@ -175,11 +175,7 @@ impl GraphState {
         if caller.has_any(&allowed) {
             Ok(())
         } else {
-            Err(GraphError::new(
-                StatusCode::FORBIDDEN,
-                "Authorization_RequestDenied",
-                "Insufficient privileges to complete the operation.",
-            ))
+            Err(GraphError::insufficient_privileges())
         }
     }
 }

@@ -33,6 +33,15 @@ impl GraphError {
         }
     }
 
+    /// Graph's answer when the token lacks every permission that would allow the operation.
+    pub(super) fn insufficient_privileges() -> GraphError {
+        GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    }
+
     /// Graph's answer to a token revoked by continuous access evaluation: 401 with a claims
     /// challenge the client passes to Entra for a newer token.
     pub(super) fn revoked(not_before: u64) -> GraphError {

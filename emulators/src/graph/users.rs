@@ -160,11 +160,7 @@ fn authorize_read(id: &str, caller: &Caller) -> Result<(), GraphError> {
     if caller.has_any(&allowed) {
         Ok(())
     } else {
-        Err(GraphError::new(
-            StatusCode::FORBIDDEN,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        ))
+        Err(GraphError::insufficient_privileges())
     }
 }
 

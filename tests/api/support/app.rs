@@ -229,6 +229,25 @@ impl TestApp {
         self.send_raw(method, path, Some(token), bytes, &ct).await
     }
 
+    /// GET `url` and return the body text (for `/metrics`, `/openapi.json` and the like).
+    pub async fn get_text(&self, url: &str) -> String {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let port = self.metrics_port.expect("metrics served");
+        self.get_text(&format!("http://127.0.0.1:{port}/metrics"))
+            .await
+    }
+
     /// The body of the problem answer, checked to be problem+json with the request id.
     pub async fn problem(
         resp: reqwest::Response,
