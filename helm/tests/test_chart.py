@@ -279,6 +279,36 @@ def test_limits_default_to_the_gateway_defaults(default):
         assert default.config[f"PHOTO_GATEWAY_{var}"] == documented[var], var
 
 
+CONNECTION_VARS = {
+    "connections.keepAliveSeconds": "KEEP_ALIVE_SECS",
+    "connections.requestHeadTimeoutSeconds": "REQUEST_HEAD_TIMEOUT_SECS",
+    "limits.mailboxLookupTtlSeconds": "MAILBOX_LOOKUP_TTL_SECS",
+}
+
+
+def test_connections_and_mailbox_lookup_default_to_the_gateway_defaults(default):
+    """Keep-alive (longer than ingress-nginx's 60 s), head timeout and lookup TTL as README documents."""
+    documented = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", REPO_README.read_text(), flags=re.M))
+    for var in CONNECTION_VARS.values():
+        assert default.config[f"PHOTO_GATEWAY_{var}"] == documented[var], var
+    cfg = render(sets={"config.connections.keepAliveSeconds": 620}).config
+    assert cfg["PHOTO_GATEWAY_KEEP_ALIVE_SECS"] == "620"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("limits.mailboxConcurrency", 1001),
+        ("limits.mailboxQueueSeconds", 61),
+        ("connections.requestHeadTimeoutSeconds", 0),
+        ("connections.keepAliveSeconds", -1),
+    ],
+)
+def test_schema_rejects_what_the_gateway_refuses_at_start(key, value):
+    err = render_fails(set_values={f"config.{key}": value})
+    assert "values don't meet the specifications of the schema" in err
+
+
 def test_limits_rendering():
     cfg = render("ingress-tls-values.yaml").config
     assert {var: cfg[f"PHOTO_GATEWAY_{var}"] for var in LIMIT_VARS.values()} == {
