@@ -52,19 +52,8 @@ async fn the_limit_is_exclusive_for_raw_and_multipart_bodies() {
     );
 
     // A chunked raw body over the limit is stopped while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = jpeg(PHOTO_LIMIT + 100_000, 1)
-        .chunks(65_536)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
     let resp = app
-        .client
-        .put(format!("{}{ME}", app.address))
-        .bearer_auth(&token)
-        .header("content-type", "image/jpeg")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
+        .put_chunked(ME, &token, &jpeg(PHOTO_LIMIT + 100_000, 1), 65_536)
         .await;
     if let Ok(resp) = resp {
         assert_eq!(resp.status(), 413);
@@ -128,18 +117,6 @@ async fn a_truncated_or_corrupt_jpeg_gets_422_image_unreadable_and_never_reaches
     // The first segment (a COM at offset 2) declares a length of 1.
     let mut short_length = whole.clone();
     short_length[4..6].copy_from_slice(&[0x00, 0x01]);
-    let streamed = || {
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            no_eoi.chunks(1_000).map(|c| Ok(c.to_vec())).collect();
-        app.client
-            .put(format!("{}{ME}", app.address))
-            .bearer_auth(&token)
-            .header("content-type", "image/jpeg")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                chunks,
-            )))
-            .send()
-    };
     for (what, resp, says) in [
         (
             "cut inside a segment, raw",
@@ -158,7 +135,7 @@ async fn a_truncated_or_corrupt_jpeg_gets_422_image_unreadable_and_never_reaches
         ),
         (
             "cut before the end-of-image marker, chunked",
-            streamed().await.unwrap(),
+            app.put_chunked(ME, &token, &no_eoi, 1_000).await.unwrap(),
             "without an end-of-image (EOI) marker",
         ),
         (

@@ -217,6 +217,27 @@ impl TestApp {
             .await
     }
 
+    /// PUTs `body` as `image/jpeg` with chunked transfer encoding, in chunks of `chunk` bytes.
+    pub async fn put_chunked(
+        &self,
+        path: &str,
+        token: &str,
+        body: &[u8],
+        chunk: usize,
+    ) -> reqwest::Result<reqwest::Response> {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+        self.client
+            .put(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .header("content-type", "image/jpeg")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+            .await
+    }
+
     /// Sends a multipart form with one `photo` file part.
     pub async fn send_multipart(
         &self,
