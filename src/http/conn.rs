@@ -99,12 +99,12 @@ pub async fn finish_body(
     }
 }
 
-/// `Content-Length`, when present and a number.
+/// `Content-Length`, when present and a number (parsed as the upload room parses it).
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| crate::upload::BodyHeaders::parse_length(v.as_bytes()))
+        .map(|n| n as u64)
 }
 
 /// A request body shared between the handler (which reads it as its payload) and
