@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod image;
 pub mod metrics;
 pub mod outbound;
 pub mod service;

@@ -62,6 +62,17 @@ pub struct Photo {
 }
 
 impl Photo {
+    /// A photo of one buffer (what the image stage produced), hashed here.
+    pub fn from_bytes(bytes: Bytes) -> Photo {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let len = bytes.len();
+        Photo {
+            chunks: Arc::from(vec![bytes]),
+            len,
+            sha256,
+        }
+    }
+
     /// Number of bytes.
     pub fn len(&self) -> usize {
         self.len
