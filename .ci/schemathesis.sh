@@ -13,7 +13,10 @@ if [ ! -x "$venv/bin/st" ]; then
 fi
 cargo build --locked --quiet
 work=$(mktemp -d)
-target/debug/photo-gateway sandbox --gateway-port 0 --state-dir "$work/state" --ready-file "$work/ready.json" \
+# The API checks send arbitrary bytes: they run the gateway as it was before the image stage
+# (the image stage has its own end-to-end tests), with every mode callers could name allowed.
+PHOTO_GATEWAY_IMAGE_MODE=passthrough PHOTO_GATEWAY_IMAGE_ALLOWED_MODES=normalize,strip,passthrough \
+  target/debug/photo-gateway sandbox --gateway-port 0 --state-dir "$work/state" --ready-file "$work/ready.json" \
   >"$work/sandbox.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT

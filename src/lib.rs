@@ -10,6 +10,7 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod image;
+pub mod image_request;
 pub mod metrics;
 pub mod outbound;
 pub mod service;

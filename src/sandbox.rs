@@ -122,6 +122,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
     if args.emulators_only {
         let mut env = emus.gateway_env();
         env.extend(local_vars);
+        env.extend(image_vars());
         let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let env_file = state_dir.join("gateway.env");
         write_private(&env_file, text.as_bytes())?;
@@ -136,6 +137,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
 
     let mut vars = emus.gateway_env();
     vars.extend(local_vars);
+    vars.extend(image_vars());
     let config = Config::from_vars(vars)?;
     let app = crate::Application::build(config).await?;
     let gateway_url = format!("http://127.0.0.1:{}", app.port());
@@ -325,4 +327,12 @@ async fn mint_remote(
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| "the emulator answered without access_token".into())
+}
+
+/// The image stage's settings from this process's environment (`PHOTO_GATEWAY_IMAGE_*`), so a
+/// sandbox can run in another mode (the API checks run it in `passthrough`).
+fn image_vars() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("PHOTO_GATEWAY_IMAGE_"))
+        .collect()
 }

@@ -3,9 +3,10 @@
 //! stream) and gets a receipt or an `ApiError` back. The upload is a sequence of small named
 //! steps, so a new stage is one new step:
 //!
-//! authorize → admit → receive (body and Graph token in parallel) → mailbox slot (another user
-//! named by UPN resolved to its object id) → send (one fresh token if Graph refuses the cached
-//! one) → receipt → audit.
+//! authorize (and the image options resolved: a mode not allowed is refused before the body is
+//! read) → admit → receive (body and Graph token in parallel) → prepare (the image stage: what is
+//! sent from here on is its output) → mailbox slot (another user named by UPN resolved to its
+//! object id) → send (one fresh token if Graph refuses the cached one) → receipt → audit.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use utoipa::ToSchema;
 
 use crate::admission::{Admission, MailboxSlot, Reservation};
 use crate::auth::{Caller, CallerPolicy, Credentials, TokenValidator, bearer_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, image_error};
 use crate::graph::{
     Access, GraphClient, GraphFailure, GraphUpload, LookupVia, PhotoTarget, Scopes, UserIds,
 };
+use crate::image::{ImageOptions, ImageStage, InputInfo, OutputInfo};
+use crate::image_request::{ImagePolicy, ImageRequest, mode_name};
 use crate::metrics;
 use crate::telemetry::outbound_traceparent;
 use crate::token::{GraphToken, TokenCache};
@@ -35,16 +38,18 @@ use crate::upload::{BodyHeaders, BodyStream, Photo, UploadLimits, read_photo, sn
     "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "contentType": "image/jpeg",
     "graphRequestId": "0b9d4e0e-6c1f-4b8a-9d3e-1f2a3b4c5d6e",
-    "clientRequestId": "3f1b2c9e-6a4d-4c1e-9f0a-2b7d8e6c5a41"
+    "clientRequestId": "3f1b2c9e-6a4d-4c1e-9f0a-2b7d8e6c5a41",
+    "input": {"contentType": "image/jpeg", "bytes": 3481922, "width": 4032, "height": 3024, "orientation": 6},
+    "output": {"width": 648, "height": 648, "bytes": 48213, "quality": 85, "metadataRemoved": ["exif"]}
 }))]
 pub struct UploadReceipt {
     /// The Graph path that was called (below `/v1.0`).
     pub target: String,
     /// The method forwarded to Graph.
     pub method: String,
-    /// Bytes forwarded.
+    /// Bytes sent to Graph (the image stage's output).
     pub bytes: usize,
-    /// SHA-256 of the bytes, lowercase hex.
+    /// SHA-256 of the bytes sent to Graph, lowercase hex.
     pub sha256: String,
     /// Content type sent to Graph.
     pub content_type: &'static str,
@@ -52,6 +57,10 @@ pub struct UploadReceipt {
     pub graph_request_id: Option<String>,
     /// The `client-request-id` sent to Graph (also this request's id).
     pub client_request_id: String,
+    /// What was received, as far as the mode read it.
+    pub input: InputInfo,
+    /// What was sent to Graph.
+    pub output: OutputInfo,
 }
 
 /// One upload as the handler hands it over.
@@ -68,6 +77,8 @@ pub struct PhotoUpdate<'a> {
     pub traceparent: Option<&'a str>,
     /// The request id, sent to Graph as `client-request-id`.
     pub request_id: &'a str,
+    /// What the request asks of the image stage (query parameters).
+    pub image: ImageRequest,
 }
 
 /// The upload service shared by all workers, assembled by `Application::build`.
@@ -80,6 +91,17 @@ pub struct PhotoService {
     pub(crate) policy: CallerPolicy,
     pub(crate) admission: Admission,
     pub(crate) user_ids: UserIds,
+    pub(crate) images: ImageStage,
+    pub(crate) image_policy: ImagePolicy,
+}
+
+/// How far an upload got, for its audit line.
+#[derive(Default)]
+struct Progress {
+    /// The photo as received.
+    received: Option<Photo>,
+    /// The photo as the image stage made it.
+    prepared: Option<Photo>,
 }
 
 impl PhotoService {
@@ -95,14 +117,14 @@ impl PhotoService {
         up: PhotoUpdate<'_>,
         body: BodyStream,
     ) -> Result<UploadReceipt, ApiError> {
-        let mut received = None;
-        let outcome = self.run(&up, body, &mut received).await;
-        audit::outcome(&up, &outcome, received.as_ref());
+        let mut progress = Progress::default();
+        let outcome = self.run(&up, body, &mut progress).await;
+        audit::outcome(&up, &outcome, &progress);
         outcome
     }
 
-    /// An authenticated request refused before it named a photo (a bad or unknown path): still
-    /// an attempted change an auditor must see.
+    /// An authenticated request refused before its upload began (a bad or unknown path, a bad
+    /// query parameter): still an attempted change an auditor must see.
     pub fn refused_before_target(
         &self,
         caller: &Caller,
@@ -117,23 +139,36 @@ impl PhotoService {
         &self,
         up: &PhotoUpdate<'_>,
         body: BodyStream,
-        received: &mut Option<Photo>,
+        progress: &mut Progress,
     ) -> Result<UploadReceipt, ApiError> {
         self.authorize(up)?;
+        let options = self.image_policy.resolve(&up.image)?;
         let _reservation = self.admit(up)?;
         let scope = self
             .scopes
             .get(up.target.kind(), Access::Write)
             .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
-        let (photo, token) = self.receive(up, body, scope, received).await?;
-        metrics::photo_bytes(photo.len());
+        let (received, token) = self
+            .receive(up, body, scope, &mut progress.received)
+            .await?;
+        metrics::photo_bytes(received.len());
+        let (photo, input, output) = self.prepare(&received, &options).await?;
+        drop(received);
+        progress.prepared = Some(photo.clone());
         let _slot = self.mailbox_slot(up, &photo, &token, scope).await?;
         let graph_path = up.target.graph_path();
         // Written before Graph is called: a caller that disconnects mid-call still leaves a
         // trace of a change that may have happened.
-        audit::attempt(up, &graph_path, &photo);
+        audit::attempt(up, &graph_path, &photo, &input);
         let graph_request_id = self.send(up, &graph_path, &photo, token, scope).await?;
-        Ok(receipt(up, graph_path, &photo, graph_request_id))
+        Ok(receipt(
+            up,
+            graph_path,
+            &photo,
+            graph_request_id,
+            input,
+            output,
+        ))
     }
 
     /// The calling app may change this kind of target.
@@ -168,6 +203,40 @@ impl PhotoService {
         // Known from here on, for the audit line, even if the token exchange failed.
         *received = Some(photo.clone());
         Ok((photo, token?))
+    }
+
+    /// The image stage: the received photo becomes the one to send (oriented, cropped, scaled,
+    /// re-encoded or only stripped of metadata, as the mode and the photo need; in `passthrough`
+    /// the same bytes). Decoding runs on the stage's bounded pool, never on this worker.
+    async fn prepare(
+        &self,
+        received: &Photo,
+        options: &ImageOptions,
+    ) -> Result<(Photo, InputInfo, OutputInfo), ApiError> {
+        let prepared = self
+            .images
+            .prepare(received.contiguous(), options)
+            .await
+            .map_err(|e| {
+                let e = match e {
+                    crate::image::ImageError::Unsupported { detected: None } => {
+                        crate::image::ImageError::Unsupported {
+                            detected: Some(received.content_type),
+                        }
+                    }
+                    other => other,
+                };
+                image_error(e, self.images.limits(), mode_name(options.mode))
+            })?;
+        // Passthrough hands the received bytes back: keep their digest instead of hashing again.
+        let photo = if prepared.bytes.len() == received.len()
+            && prepared.bytes[..] == received.contiguous()[..]
+        {
+            received.clone()
+        } else {
+            Photo::from_bytes(prepared.bytes)
+        };
+        Ok((photo, prepared.input, prepared.output))
     }
 
     /// Waits briefly for room under Graph's per-mailbox limits. Another user named by UPN is
@@ -243,6 +312,8 @@ fn receipt(
     target: String,
     photo: &Photo,
     graph_request_id: Option<String>,
+    input: InputInfo,
+    output: OutputInfo,
 ) -> UploadReceipt {
     UploadReceipt {
         target,
@@ -252,20 +323,29 @@ fn receipt(
         content_type: sniff::JPEG,
         graph_request_id,
         client_request_id: up.request_id.to_owned(),
+        input,
+        output,
     }
 }
 
 /// The audit trail: one line per authenticated attempt to change a photo, on its own target
 /// (`photo_gateway::audit`) so it can be routed separately. Never the photo or a token: who, what,
-/// how many bytes and their SHA-256, and the outcome code.
+/// how many bytes and their SHA-256 (of what is sent to Graph: the image stage's output; before
+/// the stage ran, of what was received), the input's type and size, and the outcome code.
 mod audit {
-    use super::{PhotoUpdate, UploadReceipt};
+    use super::{PhotoUpdate, Progress, UploadReceipt};
     use crate::auth::Caller;
     use crate::error::ApiError;
+    use crate::image::InputInfo;
     use crate::upload::Photo;
 
     /// About to call Graph.
-    pub(super) fn attempt(up: &PhotoUpdate<'_>, graph_path: &str, photo: &Photo) {
+    pub(super) fn attempt(
+        up: &PhotoUpdate<'_>,
+        graph_path: &str,
+        photo: &Photo,
+        input: &InputInfo,
+    ) {
         tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %up.caller.tenant_id,
@@ -275,6 +355,9 @@ mod audit {
             method = %up.method,
             bytes = photo.len(),
             sha256 = %photo.sha256,
+            input_type = input.content_type,
+            input_bytes = input.bytes,
+            output_bytes = photo.len(),
             outcome = "attempt",
             "photo change attempted"
         );
@@ -284,7 +367,7 @@ mod audit {
     pub(super) fn outcome(
         up: &PhotoUpdate<'_>,
         outcome: &Result<UploadReceipt, ApiError>,
-        received: Option<&Photo>,
+        progress: &Progress,
     ) {
         match outcome {
             Ok(r) => tracing::info!(
@@ -296,23 +379,34 @@ mod audit {
                 method = %r.method,
                 bytes = r.bytes,
                 sha256 = %r.sha256,
+                input_type = r.input.content_type,
+                input_bytes = r.input.bytes,
+                output_bytes = r.output.bytes,
                 outcome = "success",
                 graph_request_id = r.graph_request_id.as_deref().unwrap_or(""),
                 "photo changed"
             ),
-            Err(e) => tracing::info!(
-                target: "photo_gateway::audit",
-                tenant_id = %up.caller.tenant_id,
-                user_oid = %up.caller.object_id,
-                client_app = %up.caller.client_app_id,
-                target_path = %up.target.graph_path(),
-                method = %up.method,
-                bytes = received.map(Photo::len),
-                sha256 = received.map(|p| p.sha256.as_str()),
-                outcome = e.code(),
-                graph_request_id = graph_request_id(e),
-                "photo change failed"
-            ),
+            Err(e) => {
+                let received = progress.received.as_ref();
+                let prepared = progress.prepared.as_ref();
+                let sent = prepared.or(received);
+                tracing::info!(
+                    target: "photo_gateway::audit",
+                    tenant_id = %up.caller.tenant_id,
+                    user_oid = %up.caller.object_id,
+                    client_app = %up.caller.client_app_id,
+                    target_path = %up.target.graph_path(),
+                    method = %up.method,
+                    bytes = sent.map(Photo::len),
+                    sha256 = sent.map(|p| p.sha256.as_str()),
+                    input_type = received.map(|p| p.content_type),
+                    input_bytes = received.map(Photo::len),
+                    output_bytes = prepared.map(Photo::len),
+                    outcome = e.code(),
+                    graph_request_id = graph_request_id(e),
+                    "photo change failed"
+                )
+            }
         }
     }
 

@@ -14,7 +14,10 @@ use tracing_actix_web::TracingLogger;
 use crate::admission::Admission;
 use crate::auth::{CallerPolicy, KeyStore, TokenValidator};
 use crate::config::Config;
+use crate::config::{ImageConfig, ImageCrop, ImageMode};
 use crate::graph::{GraphClient, Scopes, UserIds};
+use crate::image::{Crop, ImageLimits, ImageOptions, ImageStage, Mode};
+use crate::image_request::ImagePolicy;
 use crate::service::PhotoService;
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
 use crate::state::AppState;
@@ -99,6 +102,8 @@ impl Application {
             policy: CallerPolicy::new(config.caller.policy.clone()),
             admission: Admission::new(config.admission),
             user_ids: UserIds::new(config.admission.mailbox_lookup_ttl),
+            images: ImageStage::new(image_limits(&config.image)),
+            image_policy: image_policy(&config.image),
         });
         let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
@@ -210,5 +215,47 @@ impl Application {
             handle.shutdown().await;
         });
         self.run_until_stopped().await
+    }
+}
+
+fn image_mode(m: ImageMode) -> Mode {
+    match m {
+        ImageMode::Normalize => Mode::Normalize,
+        ImageMode::Strip => Mode::Strip,
+        ImageMode::Passthrough => Mode::Passthrough,
+    }
+}
+
+/// What the stage enforces whatever a request asks; the pool is sized to the cores unless
+/// configured.
+fn image_limits(c: &ImageConfig) -> ImageLimits {
+    ImageLimits {
+        max_pixels: c.max_pixels,
+        max_input_edge: c.max_input_edge,
+        workers: c.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1)
+        }),
+        queue_timeout: c.queue_timeout,
+    }
+}
+
+/// The defaults of a request that asks nothing, and what a request may ask.
+fn image_policy(c: &ImageConfig) -> ImagePolicy {
+    ImagePolicy {
+        defaults: ImageOptions {
+            mode: image_mode(c.mode),
+            crop: match c.crop {
+                ImageCrop::Center => Crop::Center,
+                ImageCrop::None => Crop::None,
+            },
+            max_edge: c.max_edge,
+            quality: c.quality,
+            background: c.background,
+            max_bytes: c.max_bytes,
+        },
+        allowed_modes: c.allowed_modes.iter().copied().map(image_mode).collect(),
+        min_bytes: c.min_bytes,
     }
 }

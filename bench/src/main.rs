@@ -38,6 +38,16 @@ const LIMITS_OFF: [(&str, &str); 5] = [
     ("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "0"),
 ];
 
+/// The phases written before the image stage (cost, overhead, memory, reference) measure the
+/// gateway forwarding JPEGs as sent: they run in `passthrough`, as the gateway did then.
+const IMAGE_PASSTHROUGH: [(&str, &str); 2] = [
+    ("PHOTO_GATEWAY_IMAGE_MODE", "passthrough"),
+    (
+        "PHOTO_GATEWAY_IMAGE_ALLOWED_MODES",
+        "normalize,strip,passthrough",
+    ),
+];
+
 const MIB: f64 = 1_048_576.0;
 
 #[derive(Parser, Debug)]
@@ -367,12 +377,17 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     });
     env.push(("PHOTO_GATEWAY_METRICS_ADDR".into(), "off".into()));
     env.push(("PHOTO_GATEWAY_LOG_LEVEL".into(), "warn".into()));
-    for (k, v) in LIMITS_OFF {
+    for (k, v) in LIMITS_OFF.into_iter().chain(IMAGE_PASSTHROUGH) {
         env.push((k.into(), v.into()));
     }
     step(&format!(
-        "gateway environment: the sandbox's gateway_env + PHOTO_GATEWAY_LISTEN_ADDR=127.0.0.1:<free> PHOTO_GATEWAY_METRICS_ADDR=off PHOTO_GATEWAY_LOG_LEVEL=warn; limits off: {}",
+        "gateway environment: the sandbox's gateway_env + PHOTO_GATEWAY_LISTEN_ADDR=127.0.0.1:<free> PHOTO_GATEWAY_METRICS_ADDR=off PHOTO_GATEWAY_LOG_LEVEL=warn; limits off: {}; image stage: {}",
         LIMITS_OFF
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        IMAGE_PASSTHROUGH
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()

@@ -84,6 +84,43 @@ pub const MAX_PHOTO_BYTES: usize = 4_194_304;
 /// Deadline for receiving the whole body.
 pub const BODY_READ_TIMEOUT_SECS: u64 = 30;
 
+// --- image stage
+/// What the stage does when the request does not say: `normalize`.
+pub const IMAGE_MODE: &str = "normalize";
+/// Modes a caller may ask for (`passthrough` is left out: it would let GPS through).
+pub const IMAGE_ALLOWED_MODES: &str = "normalize,strip";
+/// How a non-square photo becomes square: `center`.
+pub const IMAGE_CROP: &str = "center";
+/// Long edge of the output: Exchange keeps at most 648×648.
+pub const IMAGE_MAX_EDGE: u32 = 648;
+/// Smallest long edge an operator may configure (the byte budget's floor is 96 px).
+pub const MIN_IMAGE_MAX_EDGE: u32 = 96;
+/// Largest long edge an operator may configure.
+pub const MAX_IMAGE_MAX_EDGE: u32 = 4096;
+/// JPEG quality of a re-encode.
+pub const IMAGE_QUALITY: u8 = 85;
+/// Lowest quality an operator may configure (the byte budget's floor is quality 50).
+pub const MIN_IMAGE_QUALITY: u8 = 50;
+/// Alpha is flattened on this colour.
+pub const IMAGE_BACKGROUND: &str = "#ffffff";
+/// Smallest byte budget, configured or per request (`maxBytes`): below it not even the floor
+/// (96 px, quality 50) fits reliably.
+pub const IMAGE_MIN_BUDGET_BYTES: usize = 4096;
+/// Decoded pixels of an input, at most (one decode takes about 4 bytes per pixel).
+pub const IMAGE_MAX_PIXELS: u64 = 40_000_000;
+/// Largest pixel limit an operator may configure (≈ 1 GiB for one decode).
+pub const MAX_IMAGE_MAX_PIXELS: u64 = 268_435_456;
+/// Either edge of an input, at most.
+pub const IMAGE_MAX_INPUT_EDGE: u32 = 12_000;
+/// Largest edge limit an operator may configure (JPEG's own limit).
+pub const MAX_IMAGE_MAX_INPUT_EDGE: u32 = 65_535;
+/// Most pool workers an operator may configure.
+pub const MAX_IMAGE_WORKERS: usize = 256;
+/// How long an upload waits for a pool worker before 503 `overloaded`.
+pub const IMAGE_QUEUE_TIMEOUT_MS: u64 = 2000;
+/// Longest wait for a pool worker an operator may configure.
+pub const MAX_IMAGE_QUEUE_TIMEOUT_MS: u64 = 60_000;
+
 // --- admission
 /// Uploads in flight at once.
 pub const MAX_INFLIGHT_UPLOADS: usize = 128;

@@ -13,8 +13,8 @@ mod source;
 pub use defaults::PREFIX;
 pub use sections::{
     AdmissionConfig, BodyConfig, CallerConfig, CredentialConfig, EntraConfig, Grants, GraphConfig,
-    JwksConfig, KindScopes, LogFormat, ScopeConfig, ServerConfig, ShutdownConfig, TelemetryConfig,
-    UpstreamConfig,
+    ImageConfig, ImageCrop, ImageMode, JwksConfig, KindScopes, LogFormat, ScopeConfig,
+    ServerConfig, ShutdownConfig, TelemetryConfig, UpstreamConfig,
 };
 
 use source::Vars;
@@ -46,6 +46,8 @@ pub struct Config {
     pub graph: GraphConfig,
     /// What a caller may send.
     pub body: BodyConfig,
+    /// The image stage.
+    pub image: ImageConfig,
     /// Budgets and rate limits.
     pub admission: AdmissionConfig,
     /// Logs.
@@ -74,6 +76,7 @@ impl Config {
             caller: CallerConfig::read(&v)?,
             graph: GraphConfig::read(&v)?,
             body: BodyConfig::read(&v)?,
+            image: ImageConfig::read(&v)?,
             admission: AdmissionConfig::read(&v)?,
             telemetry: TelemetryConfig::read(&v)?,
             shutdown: ShutdownConfig::read(&v)?,
@@ -195,6 +198,63 @@ mod tests {
             ("PHOTO_GATEWAY_GRAPH_DEADLINE_SECS", "1e15"),
             ("PHOTO_GATEWAY_BODY_READ_TIMEOUT_SECS", "1e300"),
             ("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "inf"),
+        ] {
+            let mut v = base();
+            v.push((var.into(), value.into()));
+            assert_eq!(Config::from_vars(v).unwrap_err().var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn the_image_section_has_the_agreed_defaults_and_refuses_what_it_cannot_honour() {
+        let c = Config::from_vars(base()).unwrap().image;
+        assert_eq!(c.mode, ImageMode::Normalize);
+        assert_eq!(
+            c.allowed_modes,
+            vec![ImageMode::Normalize, ImageMode::Strip]
+        );
+        assert_eq!(c.crop, ImageCrop::Center);
+        assert_eq!((c.max_edge, c.quality, c.background), (648, 85, [255; 3]));
+        assert_eq!((c.max_bytes, c.min_bytes), (None, 4096));
+        assert_eq!((c.max_pixels, c.max_input_edge), (40_000_000, 12_000));
+        assert_eq!(c.workers, None);
+        assert_eq!(c.queue_timeout, std::time::Duration::from_millis(2000));
+
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_IMAGE_MODE".into(), "passthrough".into()));
+        v.push((
+            "PHOTO_GATEWAY_IMAGE_ALLOWED_MODES".into(),
+            "passthrough, STRIP".into(),
+        ));
+        v.push(("PHOTO_GATEWAY_IMAGE_BACKGROUND".into(), "#102030".into()));
+        v.push(("PHOTO_GATEWAY_IMAGE_MAX_BYTES".into(), "100000".into()));
+        v.push(("PHOTO_GATEWAY_IMAGE_CROP".into(), "none".into()));
+        let c = Config::from_vars(v).unwrap().image;
+        assert_eq!(c.mode, ImageMode::Passthrough);
+        assert_eq!(
+            c.allowed_modes,
+            vec![ImageMode::Passthrough, ImageMode::Strip]
+        );
+        assert_eq!(c.background, [0x10, 0x20, 0x30]);
+        assert_eq!(c.max_bytes, Some(100_000));
+        assert_eq!(c.crop, ImageCrop::None);
+
+        for (var, value) in [
+            // The default mode must be one callers may name too.
+            ("PHOTO_GATEWAY_IMAGE_MODE", "passthrough"),
+            ("PHOTO_GATEWAY_IMAGE_MODE", "shrink"),
+            ("PHOTO_GATEWAY_IMAGE_ALLOWED_MODES", "normalize,sideways"),
+            ("PHOTO_GATEWAY_IMAGE_CROP", "left"),
+            ("PHOTO_GATEWAY_IMAGE_MAX_EDGE", "10"),
+            ("PHOTO_GATEWAY_IMAGE_QUALITY", "101"),
+            ("PHOTO_GATEWAY_IMAGE_QUALITY", "20"),
+            ("PHOTO_GATEWAY_IMAGE_BACKGROUND", "white"),
+            ("PHOTO_GATEWAY_IMAGE_MAX_BYTES", "100"),
+            ("PHOTO_GATEWAY_IMAGE_MAX_BYTES", "4194304"),
+            ("PHOTO_GATEWAY_IMAGE_MAX_PIXELS", "0"),
+            ("PHOTO_GATEWAY_IMAGE_MAX_INPUT_EDGE", "70000"),
+            ("PHOTO_GATEWAY_IMAGE_WORKERS", "100000"),
+            ("PHOTO_GATEWAY_IMAGE_QUEUE_TIMEOUT_MS", "1e9"),
         ] {
             let mut v = base();
             v.push((var.into(), value.into()));

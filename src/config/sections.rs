@@ -512,6 +512,249 @@ impl BodyConfig {
     }
 }
 
+/// What the image stage does to a photo (the gateway's `image::Mode`, named here so that the
+/// configuration stays a leaf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageMode {
+    /// Orient, crop, downscale and re-encode as needed; a compliant JPEG only loses metadata.
+    Normalize,
+    /// JPEG only: metadata removed, re-encoded only when EXIF orientation is not 1.
+    Strip,
+    /// JPEG only: bytes untouched.
+    Passthrough,
+}
+
+impl ImageMode {
+    /// The name used in configuration and the `mode` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageMode::Normalize => "normalize",
+            ImageMode::Strip => "strip",
+            ImageMode::Passthrough => "passthrough",
+        }
+    }
+
+    /// Every mode, in documentation order.
+    pub const ALL: [ImageMode; 3] = [
+        ImageMode::Normalize,
+        ImageMode::Strip,
+        ImageMode::Passthrough,
+    ];
+}
+
+impl std::str::FromStr for ImageMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ImageMode, String> {
+        ImageMode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("{s:?}: expected normalize, strip or passthrough"))
+    }
+}
+
+/// How a non-square photo becomes square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageCrop {
+    /// Centre-crop to a square.
+    Center,
+    /// Keep the aspect ratio.
+    None,
+}
+
+impl ImageCrop {
+    /// The name used in configuration and the `crop` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageCrop::Center => "center",
+            ImageCrop::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for ImageCrop {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ImageCrop, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "center" | "centre" => Ok(ImageCrop::Center),
+            "none" => Ok(ImageCrop::None),
+            _ => Err(format!("{s:?}: expected center or none")),
+        }
+    }
+}
+
+/// The image stage: what it makes of a photo by default, what callers may ask, and the limits
+/// that hold whatever they ask.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    /// The mode when the request names none.
+    pub mode: ImageMode,
+    /// Modes a request may name (the default mode is always among them).
+    pub allowed_modes: Vec<ImageMode>,
+    /// Crop when the request names none.
+    pub crop: ImageCrop,
+    /// Long edge of the output, at most.
+    pub max_edge: u32,
+    /// JPEG quality of a re-encode.
+    pub quality: u8,
+    /// Alpha is flattened on this colour (RGB).
+    pub background: [u8; 3],
+    /// Byte budget of the output; none when `None`. A request's `maxBytes` never exceeds it.
+    pub max_bytes: Option<usize>,
+    /// Smallest `maxBytes` a request may name.
+    pub min_bytes: usize,
+    /// Decoded pixels of an input, at most.
+    pub max_pixels: u64,
+    /// Either edge of an input, at most.
+    pub max_input_edge: u32,
+    /// Workers of the decode/encode pool; the number of CPUs when `None`.
+    pub workers: Option<usize>,
+    /// How long an upload waits for a pool worker before 503 `overloaded`.
+    pub queue_timeout: Duration,
+}
+
+impl ImageConfig {
+    pub(super) fn read(v: &Vars) -> Result<ImageConfig, ConfigError> {
+        let mode: ImageMode = v
+            .get("IMAGE_MODE")
+            .unwrap_or(d::IMAGE_MODE)
+            .parse()
+            .map_err(|e| err("IMAGE_MODE", e))?;
+        let allowed = v.list("IMAGE_ALLOWED_MODES").unwrap_or_else(|| {
+            d::IMAGE_ALLOWED_MODES
+                .split(',')
+                .map(str::to_owned)
+                .collect()
+        });
+        let mut allowed_modes = Vec::new();
+        for m in allowed {
+            let m: ImageMode = m.parse().map_err(|e| err("IMAGE_ALLOWED_MODES", e))?;
+            if !allowed_modes.contains(&m) {
+                allowed_modes.push(m);
+            }
+        }
+        if !allowed_modes.contains(&mode) {
+            return Err(err(
+                "IMAGE_MODE",
+                format!(
+                    "{} is not among PHOTO_GATEWAY_IMAGE_ALLOWED_MODES ({}): add it there too",
+                    mode.as_str(),
+                    allowed_modes
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
+        let crop: ImageCrop = v
+            .get("IMAGE_CROP")
+            .unwrap_or(d::IMAGE_CROP)
+            .parse()
+            .map_err(|e| err("IMAGE_CROP", e))?;
+        let max_edge: u32 = v.parse("IMAGE_MAX_EDGE", d::IMAGE_MAX_EDGE)?;
+        if !(d::MIN_IMAGE_MAX_EDGE..=d::MAX_IMAGE_MAX_EDGE).contains(&max_edge) {
+            return Err(err(
+                "IMAGE_MAX_EDGE",
+                format!(
+                    "must be between {} and {}",
+                    d::MIN_IMAGE_MAX_EDGE,
+                    d::MAX_IMAGE_MAX_EDGE
+                ),
+            ));
+        }
+        let quality: u8 = v.parse("IMAGE_QUALITY", d::IMAGE_QUALITY)?;
+        if !(d::MIN_IMAGE_QUALITY..=100).contains(&quality) {
+            return Err(err(
+                "IMAGE_QUALITY",
+                format!("must be between {} and 100", d::MIN_IMAGE_QUALITY),
+            ));
+        }
+        let background = parse_colour(v.get("IMAGE_BACKGROUND").unwrap_or(d::IMAGE_BACKGROUND))
+            .map_err(|e| err("IMAGE_BACKGROUND", e))?;
+        let min_bytes: usize = v.parse("IMAGE_MIN_BYTES", d::IMAGE_MIN_BUDGET_BYTES)?;
+        if !(d::IMAGE_MIN_BUDGET_BYTES..d::MAX_PHOTO_BYTES).contains(&min_bytes) {
+            return Err(err(
+                "IMAGE_MIN_BYTES",
+                format!(
+                    "must be between {} and {}",
+                    d::IMAGE_MIN_BUDGET_BYTES,
+                    d::MAX_PHOTO_BYTES - 1
+                ),
+            ));
+        }
+        let max_bytes: Option<usize> = match v.get("IMAGE_MAX_BYTES") {
+            None => None,
+            Some(_) => {
+                let n: usize = v.parse("IMAGE_MAX_BYTES", 0)?;
+                if n < min_bytes || n >= d::MAX_PHOTO_BYTES {
+                    return Err(err(
+                        "IMAGE_MAX_BYTES",
+                        format!(
+                            "must be between PHOTO_GATEWAY_IMAGE_MIN_BYTES ({min_bytes}) and {}",
+                            d::MAX_PHOTO_BYTES - 1
+                        ),
+                    ));
+                }
+                Some(n)
+            }
+        };
+        let max_pixels: u64 = v.parse("IMAGE_MAX_PIXELS", d::IMAGE_MAX_PIXELS)?;
+        if max_pixels == 0 || max_pixels > d::MAX_IMAGE_MAX_PIXELS {
+            return Err(err(
+                "IMAGE_MAX_PIXELS",
+                format!("must be between 1 and {}", d::MAX_IMAGE_MAX_PIXELS),
+            ));
+        }
+        let max_input_edge: u32 = v.parse("IMAGE_MAX_INPUT_EDGE", d::IMAGE_MAX_INPUT_EDGE)?;
+        if max_input_edge == 0 || max_input_edge > d::MAX_IMAGE_MAX_INPUT_EDGE {
+            return Err(err(
+                "IMAGE_MAX_INPUT_EDGE",
+                format!("must be between 1 and {}", d::MAX_IMAGE_MAX_INPUT_EDGE),
+            ));
+        }
+        let workers: usize = v.parse("IMAGE_WORKERS", 0)?;
+        if workers > d::MAX_IMAGE_WORKERS {
+            return Err(err(
+                "IMAGE_WORKERS",
+                format!("at most {}", d::MAX_IMAGE_WORKERS),
+            ));
+        }
+        let queue_ms: u64 = v.parse("IMAGE_QUEUE_TIMEOUT_MS", d::IMAGE_QUEUE_TIMEOUT_MS)?;
+        if queue_ms > d::MAX_IMAGE_QUEUE_TIMEOUT_MS {
+            return Err(err(
+                "IMAGE_QUEUE_TIMEOUT_MS",
+                format!("at most {}", d::MAX_IMAGE_QUEUE_TIMEOUT_MS),
+            ));
+        }
+        Ok(ImageConfig {
+            mode,
+            allowed_modes,
+            crop,
+            max_edge,
+            quality,
+            background,
+            max_bytes,
+            min_bytes,
+            max_pixels,
+            max_input_edge,
+            workers: (workers > 0).then_some(workers),
+            queue_timeout: Duration::from_millis(queue_ms),
+        })
+    }
+}
+
+/// `#rrggbb` (or `rrggbb`) as RGB.
+fn parse_colour(text: &str) -> Result<[u8; 3], String> {
+    let hex = text.trim().trim_start_matches('#');
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{text:?}: expected a colour as #rrggbb"));
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string());
+    Ok([byte(0)?, byte(2)?, byte(4)?])
+}
+
 /// Budgets and rate limits; 0 switches a limit off.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionConfig {

@@ -3,7 +3,48 @@
 
 use super::{ApiError, retry_after_secs};
 use crate::graph::{GraphErrorInfo, GraphFailure, TargetError};
+use crate::image::{ImageError, ImageLimits};
 use crate::token::OboError;
+
+/// The types the image stage reads, named in every 415.
+pub const SUPPORTED_IMAGE_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif";
+
+/// A refusal of the image stage as the caller sees it. The decoder's reason for an unreadable
+/// image is logged here (it may quote the image's structure) and never sent to the caller.
+pub fn image_error(e: ImageError, limits: &ImageLimits, mode: &str) -> ApiError {
+    match e {
+        ImageError::Unsupported { detected } => {
+            let seen = detected.unwrap_or("an unrecognised type");
+            if matches!(mode, "strip" | "passthrough") {
+                ApiError::UnsupportedMediaType(format!(
+                    "mode {mode} accepts only JPEG (image/jpeg); the bytes are {seen}. Send a JPEG, or use mode normalize, which reads {SUPPORTED_IMAGE_TYPES}"
+                ))
+            } else {
+                ApiError::UnsupportedMediaType(format!(
+                    "the bytes are {seen}; supported types: {SUPPORTED_IMAGE_TYPES}"
+                ))
+            }
+        }
+        ImageError::TooLarge { width, height } => ApiError::ImageTooLarge {
+            width,
+            height,
+            max_pixels: limits.max_pixels,
+            max_edge: limits.max_input_edge,
+        },
+        ImageError::Unreadable(reason) => {
+            tracing::info!(reason = %reason, "the image stage could not decode the photo");
+            ApiError::ImageUnreadable(
+                "the image cannot be decoded: it is corrupt, truncated, or a variant the gateway does not read".into(),
+            )
+        }
+        ImageError::NotFittable { budget, smallest } => {
+            ApiError::ImageNotFittable { budget, smallest }
+        }
+        ImageError::Busy => {
+            ApiError::Overloaded("every image worker is busy: retry in a moment".into())
+        }
+    }
+}
 
 impl From<&OboError> for ApiError {
     /// Entra's free text never reaches the caller (the exchange logged it): only its AADSTS number.

@@ -17,7 +17,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use convert::target_error;
+pub use convert::{SUPPORTED_IMAGE_TYPES, image_error, target_error};
 pub use table::{Challenge, ErrorRow, RetryAfter, RowStatus};
 
 pub use crate::graph::GraphErrorInfo;
@@ -72,6 +72,36 @@ pub enum ApiError {
     /// The image cannot be decoded: corrupt, truncated, or an unsupported variant.
     #[error("{0}")]
     ImageUnreadable(String),
+    /// The image's dimensions, read from its header, are over the limits.
+    #[error(
+        "the image is {width}×{height} pixels, over the limit of {max_pixels} pixels or {max_edge} on an edge: send a smaller image"
+    )]
+    ImageTooLarge {
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// The configured pixel limit.
+        max_pixels: u64,
+        /// The configured edge limit.
+        max_edge: u32,
+    },
+    /// The image does not fit the byte budget even at the floor (quality 50, 96 px).
+    #[error(
+        "the photo cannot be made to fit {budget} bytes (the smallest encoding, quality 50 at 96 px, takes {smallest} bytes): allow a larger maxBytes"
+    )]
+    ImageNotFittable {
+        /// The budget asked for.
+        budget: usize,
+        /// The smallest output reached.
+        smallest: usize,
+    },
+    /// A query parameter of the upload has a value the gateway does not accept.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The request names an image mode the operator has not allowed.
+    #[error("{0}")]
+    ModeNotAllowed(String),
     /// Entra says the user (or an admin) has not consented to a scope.
     #[error(
         "the user or an administrator must consent to {scope} for this gateway before it can act for the user"
@@ -255,6 +285,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => &UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => &BODY_TIMEOUT,
             ApiError::ImageUnreadable(_) => &IMAGE_UNREADABLE,
+            ApiError::ImageTooLarge { .. } => &IMAGE_TOO_LARGE,
+            ApiError::ImageNotFittable { .. } => &IMAGE_NOT_FITTABLE,
+            ApiError::InvalidParameter(_) => &INVALID_PARAMETER,
+            ApiError::ModeNotAllowed(_) => &MODE_NOT_ALLOWED,
             ApiError::ConsentRequired { .. } => &CONSENT_REQUIRED,
             ApiError::ClaimsChallenge { .. } => &CLAIMS_CHALLENGE,
             ApiError::AssertionRejected { .. } => &INVALID_TOKEN,
@@ -464,6 +498,18 @@ mod tests {
             ApiError::UnsupportedMediaType("x".into()),
             ApiError::BodyTimeout(1),
             ApiError::ImageUnreadable("x".into()),
+            ApiError::ImageTooLarge {
+                width: 1,
+                height: 1,
+                max_pixels: 1,
+                max_edge: 1,
+            },
+            ApiError::ImageNotFittable {
+                budget: 1,
+                smallest: 2,
+            },
+            ApiError::InvalidParameter("x".into()),
+            ApiError::ModeNotAllowed("x".into()),
             ApiError::ConsentRequired {
                 scope: "s".into(),
                 aadsts: Some(65001),
@@ -524,6 +570,10 @@ mod tests {
                 | ApiError::UnsupportedMediaType(_)
                 | ApiError::BodyTimeout(_)
                 | ApiError::ImageUnreadable(_)
+                | ApiError::ImageTooLarge { .. }
+                | ApiError::ImageNotFittable { .. }
+                | ApiError::InvalidParameter(_)
+                | ApiError::ModeNotAllowed(_)
                 | ApiError::ConsentRequired { .. }
                 | ApiError::ClaimsChallenge { .. }
                 | ApiError::AssertionRejected { .. }

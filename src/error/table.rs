@@ -196,6 +196,26 @@ pub(super) static IMAGE_UNREADABLE: ErrorRow = row(
     StatusCode::UNPROCESSABLE_ENTITY,
     "the image cannot be decoded: corrupt, truncated, or an unsupported variant",
 );
+pub(super) static IMAGE_TOO_LARGE: ErrorRow = row(
+    "image-too-large",
+    StatusCode::PAYLOAD_TOO_LARGE,
+    "the image's dimensions, read from its header before any decode, are over the limits",
+);
+pub(super) static IMAGE_NOT_FITTABLE: ErrorRow = row(
+    "image-not-fittable",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "the image cannot fit the byte budget at the floor (quality 50, 96 px)",
+);
+pub(super) static INVALID_PARAMETER: ErrorRow = row(
+    "invalid-parameter",
+    StatusCode::BAD_REQUEST,
+    "a query parameter (`mode`, `crop`, `maxBytes`) has a value the gateway does not accept, or is repeated",
+);
+pub(super) static MODE_NOT_ALLOWED: ErrorRow = row(
+    "mode-not-allowed",
+    StatusCode::FORBIDDEN,
+    "the request names an image mode the operator has not allowed",
+);
 pub(super) static CONSENT_REQUIRED: ErrorRow = ErrorRow {
     upstream: Some("entra"),
     ..challenged(
@@ -324,6 +344,10 @@ pub static ROWS: &[&ErrorRow] = &[
     &UNSUPPORTED_MEDIA_TYPE,
     &BODY_TIMEOUT,
     &IMAGE_UNREADABLE,
+    &IMAGE_TOO_LARGE,
+    &IMAGE_NOT_FITTABLE,
+    &INVALID_PARAMETER,
+    &MODE_NOT_ALLOWED,
     &CONSENT_REQUIRED,
     &CLAIMS_CHALLENGE,
     &GATEWAY_CREDENTIAL_REJECTED,

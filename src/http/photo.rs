@@ -11,6 +11,7 @@ use super::openapi_errors::UploadErrors;
 use crate::auth::Credentials;
 use crate::error::{ApiError, target_error};
 use crate::graph::PhotoTarget;
+use crate::image_request::ImageRequest;
 use crate::service::{PhotoUpdate, UploadReceipt};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RouteTemplate};
@@ -83,6 +84,15 @@ pub async fn update_photo(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?;
+    let image = match ImageRequest::parse(req.query_string()) {
+        Ok(i) => i,
+        Err(e) => {
+            state
+                .photos
+                .refused_before_target(&caller, req.method().as_str(), req.path(), &e);
+            return Err(e);
+        }
+    };
     let _in_flight = state.in_flight();
     let receipt = state
         .photos
@@ -97,6 +107,7 @@ pub async fn update_photo(
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok()),
                 request_id: &request_id,
+                image,
             },
             body_stream(payload),
         )
@@ -105,15 +116,39 @@ pub async fn update_photo(
     Ok(HttpResponse::Ok().json(receipt))
 }
 
+/// The `mode` query parameter.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ImageModeParam {
+    /// Orient, crop, downscale, re-encode as needed; a compliant JPEG only loses its metadata.
+    Normalize,
+    /// JPEG only: metadata removed; re-encoded only when the orientation is not 1.
+    Strip,
+    /// JPEG only: bytes untouched.
+    Passthrough,
+}
+
+/// The `crop` query parameter.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CropParam {
+    /// Centre-crop to a square.
+    Center,
+    /// Keep the aspect ratio.
+    None,
+}
+
 /// The multipart form: exactly one file part named `photo`.
 #[derive(Deserialize, ToSchema)]
 pub struct PhotoForm {
-    /// The JPEG file.
-    #[schema(value_type = String, format = Binary, content_media_type = "image/jpeg")]
+    /// The image file (JPEG, PNG, WebP or GIF).
+    #[schema(value_type = String, format = Binary)]
     pub photo: Vec<u8>,
 }
 
-/// The raw JPEG bytes.
+/// The raw image bytes.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct JpegBytes(pub Vec<u8>);
@@ -128,19 +163,30 @@ macro_rules! photo_operation {
             summary = $summary,
             description = "Sets the photo exactly as Graph's `PUT|PATCH …/photo/$value` does, on behalf of the signed-in user. \
 The method is forwarded as received. Segment names are case-insensitive and `%24value` equals `$value`. \
-Send `multipart/form-data` with one file part named `photo`, or the raw JPEG bytes as `image/jpeg` or `application/octet-stream`. \
-The photo must be a JPEG smaller than 4,194,304 bytes (configurable), structurally sound: a corrupt or truncated one is refused with 422 `image-unreadable`; \
-bytes after its end-of-image marker (a second, MPF, image) are forwarded unchanged.",
+Send `multipart/form-data` with one file part named `photo`, or the raw image bytes as `image/*` or `application/octet-stream`. \
+The photo may be a JPEG, PNG, WebP or GIF (first frame), recognised by its bytes (the declared type is never trusted), smaller than 4,194,304 bytes (configurable); \
+anything else is refused with 415. A JPEG's structure is checked as it arrives (a corrupt or truncated one: 422 `image-unreadable`). \
+The image stage then makes a clean profile photo of it (`mode=normalize`, the default): EXIF orientation applied, centre-cropped to a square (`crop=none` keeps the aspect ratio), \
+the long edge at most 648 px (configurable; never upscaled), a baseline JPEG without metadata (EXIF, XMP, GPS, comments). An already compliant JPEG only loses its metadata, losslessly. \
+`mode=strip` (JPEG only) removes the metadata and re-encodes only when the orientation is not 1; `mode=passthrough` (JPEG only; allowed only where the operator allows it) forwards the bytes as sent. \
+`maxBytes` asks for an output of at most that many bytes (about 100 KB for accounts without an Exchange mailbox: Graph answers a larger photo with a misleading 404); \
+the quality, then the size, is lowered until it fits, else 422 `image-not-fittable`. The receipt's `bytes` and `sha256` are those of what was sent to Graph; `input` and `output` say what was received and what was done.",
             params(
                 $( ($pname = String, Path, description = $pdesc), )*
+                ("mode" = Option<ImageModeParam>, Query, description = "What the image stage does: `normalize` (default, configurable), `strip` or `passthrough`. A mode the operator has not allowed (`IMAGE_ALLOWED_MODES`; by default `normalize,strip`) is refused with 403 `mode-not-allowed`"),
+                ("crop" = Option<CropParam>, Query, description = "`center` (default, configurable): centre-crop to a square; `none`: keep the aspect ratio"),
+                ("maxBytes" = Option<u64>, Query, minimum = 4096, description = "Byte budget of the output; at least `IMAGE_MIN_BYTES` (4096). A value above the configured budget (`IMAGE_MAX_BYTES`) is clamped to it: a caller never raises a configured limit"),
                 ("X-Request-Id" = Option<String>, Header, description = "Request id to use (1–128 of `[A-Za-z0-9._:-]`); echoed and sent to Graph as `client-request-id`"),
                 ("client-request-id" = Option<String>, Header, description = "Same as `X-Request-Id`, as Graph's SDKs send it")
             ),
             request_body(
-                description = "The photo: a multipart form with one `photo` file part, or the raw JPEG bytes",
+                description = "The photo: a multipart form with one `photo` file part, or the raw image bytes (JPEG, PNG, WebP or GIF)",
                 content(
                     (PhotoForm = "multipart/form-data"),
                     (JpegBytes = "image/jpeg"),
+                    (JpegBytes = "image/png"),
+                    (JpegBytes = "image/webp"),
+                    (JpegBytes = "image/gif"),
                     (JpegBytes = "application/octet-stream")
                 )
             ),

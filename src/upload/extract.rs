@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::body::{BodyError, BodyHeaders, BodyStream};
 use super::jpeg::{JpegCheck, JpegError};
 use super::sniff;
-use crate::error::ApiError;
+use crate::error::{ApiError, SUPPORTED_IMAGE_TYPES};
 
 /// Multipart envelope bytes allowed on top of the photo limit before the declared
 /// `Content-Length` alone is enough to refuse the request.
@@ -59,6 +59,8 @@ pub struct Photo {
     len: usize,
     /// SHA-256 of the bytes, lowercase hex.
     pub sha256: String,
+    /// What the bytes are, sniffed (one of the supported types).
+    pub content_type: &'static str,
 }
 
 impl Photo {
@@ -70,6 +72,7 @@ impl Photo {
             chunks: Arc::from(vec![bytes]),
             len,
             sha256,
+            content_type: sniff::JPEG,
         }
     }
 
@@ -92,6 +95,15 @@ impl Photo {
         }
     }
 
+    /// The bytes in one buffer, for the image stage: the one chunk itself when the photo
+    /// arrived in one, else one copy.
+    pub fn contiguous(&self) -> Bytes {
+        match &self.chunks[..] {
+            [one] => one.clone(),
+            _ => self.to_bytes(),
+        }
+    }
+
     /// The bytes in one buffer (a copy: for tests and tools, not the request path).
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len);
@@ -106,6 +118,7 @@ impl std::fmt::Debug for Photo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the bytes themselves.
         f.debug_struct("Photo")
+            .field("content_type", &self.content_type)
             .field("len", &self.len)
             .field("sha256", &self.sha256)
             .finish()
@@ -154,7 +167,7 @@ fn body_kind(headers: &BodyHeaders<'_>) -> Result<BodyKind, ApiError> {
         let enc = std::str::from_utf8(enc).unwrap_or("?").trim();
         if !enc.eq_ignore_ascii_case("identity") {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Encoding {enc:?} is not accepted: send the JPEG bytes uncompressed (Graph would store compressed bytes as a corrupt photo)"
+                "Content-Encoding {enc:?} is not accepted: send the image bytes uncompressed (Graph would store compressed bytes as a corrupt photo)"
             )));
         }
     }
@@ -178,7 +191,7 @@ fn body_kind(headers: &BodyHeaders<'_>) -> Result<BodyKind, ApiError> {
         "application/octet-stream" | "" => Ok(BodyKind::Raw),
         e if e.starts_with("image/") => Ok(BodyKind::Raw),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type {other:?} is not accepted: send multipart/form-data with a `photo` file part, or the raw bytes as image/jpeg or application/octet-stream"
+            "Content-Type {other:?} is not accepted: send multipart/form-data with a `photo` file part, or the raw bytes as image/jpeg (or another image/* type) or application/octet-stream"
         ))),
     }
 }
@@ -246,28 +259,32 @@ impl Sink {
             return Err(ApiError::InvalidBody("the photo is empty".into()));
         }
         let head = &self.head[..self.len.min(self.head.len())];
-        if !sniff::is_jpeg(head) {
+        let Some(content_type) = sniff::supported(head) else {
             let seen = sniff::detect(head).unwrap_or("unrecognised data");
             return Err(ApiError::UnsupportedMediaType(format!(
-                "the photo must be a JPEG image (image/jpeg); the bytes are {seen}"
+                "the photo must be one of {SUPPORTED_IMAGE_TYPES}; the bytes are {seen}"
             )));
-        }
-        match self.jpeg.finish() {
-            Ok(()) => {}
-            // Sniffing above has answered these already; this keeps the two from ever disagreeing
-            // into a 422 for bytes that are not a JPEG at all.
-            Err(JpegError::NotJpeg) => {
-                return Err(ApiError::UnsupportedMediaType(
-                    "the photo must be a JPEG image (image/jpeg)".into(),
-                ));
+        };
+        // The structure check speaks for JPEG only; other types are checked by their decoder.
+        if content_type == sniff::JPEG {
+            match self.jpeg.finish() {
+                Ok(()) => {}
+                // Sniffing above has answered this already; this keeps the two from ever
+                // disagreeing into a 422 for bytes that are not a JPEG at all.
+                Err(JpegError::NotJpeg) => {
+                    return Err(ApiError::UnsupportedMediaType(format!(
+                        "the photo must be one of {SUPPORTED_IMAGE_TYPES}"
+                    )));
+                }
+                Err(e) => return Err(ApiError::ImageUnreadable(e.to_string())),
             }
-            Err(e) => return Err(ApiError::ImageUnreadable(e.to_string())),
         }
         self.flush_small();
         Ok(Photo {
             sha256: hex::encode(self.hasher.finalize()),
             len: self.len,
             chunks: self.chunks.into(),
+            content_type,
         })
     }
 }
@@ -478,11 +495,17 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), "photo-too-large");
-        // Not a JPEG at all: 415, as before structure was checked.
-        let e = read_raw_chunks(vec![b"\x89PNG\r\n\x1a\n0000".to_vec()], 64)
+        // Not an image at all: 415, as before structure was checked, naming what is accepted.
+        let e = read_raw_chunks(vec![b"%PDF-1.7 000000".to_vec()], 64)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "unsupported-media-type");
+        assert!(e.to_string().contains("image/png, image/webp"), "{e}");
+        // A PNG is received as it is (the image stage reads it), whatever its structure.
+        let png = read_raw_chunks(vec![b"\x89PNG\r\n\x1a\n0000".to_vec()], 64)
+            .await
+            .expect("a PNG is received");
+        assert_eq!(png.content_type, "image/png");
         // A JPEG, broken: 422.
         let e = read_raw_chunks(vec![broken], 64).await.unwrap_err();
         assert_eq!(e.code(), "image-unreadable");

@@ -2,6 +2,17 @@
 
 /// The media type the gateway forwards (the only one Graph documents for photo updates).
 pub const JPEG: &str = "image/jpeg";
+/// PNG.
+pub const PNG: &str = "image/png";
+/// WebP.
+pub const WEBP: &str = "image/webp";
+/// GIF.
+pub const GIF: &str = "image/gif";
+
+/// The types a caller may send (the image stage reads them; some modes only JPEG).
+pub fn supported(head: &[u8]) -> Option<&'static str> {
+    detect(head).filter(|t| [JPEG, PNG, WEBP, GIF].contains(t))
+}
 
 /// Names the format of `head` (the first bytes of a body) when it is a known image or archive.
 pub fn detect(head: &[u8]) -> Option<&'static str> {
@@ -55,5 +66,11 @@ mod tests {
         assert_eq!(detect(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
         assert_eq!(detect(b"\x1f\x8b\x08"), Some("application/gzip"));
         assert_eq!(detect(b"hello"), None);
+        assert_eq!(supported(b"\x89PNG\r\n\x1a\n...."), Some(PNG));
+        assert_eq!(supported(b"RIFF\0\0\0\0WEBPVP8 "), Some(WEBP));
+        assert_eq!(supported(b"GIF89a......"), Some(GIF));
+        assert_eq!(supported(&[0xFF, 0xD8, 0xFF, 0xE1, 0, 0]), Some(JPEG));
+        assert_eq!(supported(b"BM.........."), None);
+        assert_eq!(supported(b"\0\0\0\x18ftypheic"), None);
     }
 }

@@ -63,6 +63,15 @@ pub struct TestApp {
     pub metrics_port: Option<u16>,
 }
 
+/// The image settings every test gateway starts with unless the test says otherwise.
+pub const PASSTHROUGH_ENV: [(&str, &str); 2] = [
+    ("PHOTO_GATEWAY_IMAGE_MODE", "passthrough"),
+    (
+        "PHOTO_GATEWAY_IMAGE_ALLOWED_MODES",
+        "normalize,strip,passthrough",
+    ),
+];
+
 /// Starts emulators and a gateway with the default test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -101,6 +110,13 @@ pub async fn start_gateway(
     vars.push(("PHOTO_GATEWAY_METRICS_ADDR".into(), "127.0.0.1:0".into()));
     vars.push(("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS".into(), "0".into()));
     vars.push(("PHOTO_GATEWAY_WORKERS".into(), "2".into()));
+    // The tests written before the image stage send JPEGs and expect them forwarded as sent:
+    // they run in `passthrough`, and the image tests ask for the mode they test.
+    vars.extend(
+        PASSTHROUGH_ENV
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into())),
+    );
     // Rate limits are tested on their own (overload.rs); every other test runs without them.
     for k in [
         "CALLER_RATE_PER_MIN",

@@ -33,6 +33,7 @@ impl GatewayProcess {
             .envs(emus.gateway_env())
             .env("PHOTO_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
+            .envs(super::app::PASSTHROUGH_ENV)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
