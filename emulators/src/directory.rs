@@ -24,6 +24,12 @@ pub const DEMO_USER_UPN: &str = "adele.vance@contoso.onmicrosoft.com";
 pub const GUEST_USER_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000105";
 /// The guest user's UPN (with `#EXT#`, as Entra writes guests).
 pub const GUEST_USER_UPN: &str = "alex_fabrikam.com#EXT#@contoso.onmicrosoft.com";
+/// A user without an Exchange Online mailbox (Entra ID only): Graph keeps photos of about
+/// 100 KB at most for it and answers a larger upload with 404.
+pub const NO_MAILBOX_USER_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000106";
+/// That user's UPN.
+pub const NO_MAILBOX_USER_UPN: &str = "nestor.wilke@contoso.onmicrosoft.com";
+
 /// The seeded group's id.
 pub const GROUP_ID: &str = "2e4c6a80-0000-4b3d-9e21-000000000201";
 /// The demo user's named contact folder ("Suppliers").
@@ -88,6 +94,8 @@ pub struct Directory {
     pub contacts: Vec<Contact>,
     /// Named contact folders: (owner object id, folder id, display name).
     pub contact_folders: Vec<(String, String, String)>,
+    /// Object ids of the users without an Exchange Online mailbox.
+    pub without_mailbox: Vec<String>,
     user_index: HashMap<String, usize>,
 }
 
@@ -115,6 +123,11 @@ impl Directory {
                 GUEST_USER_ID,
                 GUEST_USER_UPN.to_string(),
                 "Alex Wilber (Fabrikam)",
+            ),
+            (
+                NO_MAILBOX_USER_ID,
+                NO_MAILBOX_USER_UPN.to_string(),
+                "Nestor Wilke (no mailbox)",
             ),
         ];
         let mut users: Vec<User> = named
@@ -193,8 +206,17 @@ impl Directory {
             groups,
             contacts,
             contact_folders,
+            without_mailbox: vec![NO_MAILBOX_USER_ID.to_string()],
             user_index,
         }
+    }
+
+    /// Whether the user (object id) has an Exchange Online mailbox.
+    pub fn has_mailbox(&self, user_id: &str) -> bool {
+        !self
+            .without_mailbox
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(user_id))
     }
 
     /// The demo user.
@@ -249,7 +271,9 @@ mod tests {
     #[test]
     fn finds_users_by_id_or_upn_case_insensitively() {
         let d = Directory::seeded(3);
-        assert_eq!(d.users.len(), 8);
+        assert_eq!(d.users.len(), 9);
+        assert!(!d.has_mailbox(NO_MAILBOX_USER_ID));
+        assert!(d.has_mailbox(DEMO_USER_ID));
         assert_eq!(
             d.user("ADELE.VANCE@contoso.onmicrosoft.com").unwrap().id,
             DEMO_USER_ID

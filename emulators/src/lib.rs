@@ -18,6 +18,7 @@
 //! | user | `5b0f9a8e-0000-4c11-8a01-000000000103` | `lee.gu@contoso.onmicrosoft.com` |
 //! | user | `5b0f9a8e-0000-4c11-8a01-000000000104` | `photo.admin@contoso.onmicrosoft.com` |
 //! | user (guest) | `5b0f9a8e-0000-4c11-8a01-000000000105` | `alex_fabrikam.com#EXT#@contoso.onmicrosoft.com` |
+//! | user (no mailbox: photos over 100 KB get 404) | `5b0f9a8e-0000-4c11-8a01-000000000106` | `nestor.wilke@contoso.onmicrosoft.com` |
 //! | group | `2e4c6a80-0000-4b3d-9e21-000000000201` | Sales and Marketing |
 //! | group | `2e4c6a80-0000-4b3d-9e21-000000000202` | Photo Admins |
 //! | contact folder of Adele | `AAMkADSandboxFolderSuppliers0001AAA=` | Suppliers |
@@ -50,7 +51,7 @@ pub use control::FaultControl;
 pub use directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, Contact, DEMO_CLIENT_ID, DEMO_USER_ID, DEMO_USER_UPN, Directory,
     FOLDER_CONTACT_ID, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID, GUEST_USER_ID,
-    GUEST_USER_UPN, Group, TENANT_DOMAIN, TENANT_ID, User,
+    GUEST_USER_UPN, Group, NO_MAILBOX_USER_ID, NO_MAILBOX_USER_UPN, TENANT_DOMAIN, TENANT_ID, User,
 };
 pub use entra::{
     CONSENTED_SCOPES, CallerTokenSpec, ClientCertificate, DEFAULT_FEDERATED_SUBJECT, EntraCounters,
@@ -58,7 +59,8 @@ pub use entra::{
 };
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use graph::{
-    GraphCount, GraphCounters, GraphEmulator, MAX_PHOTO_BYTES, RecordedRequest, StoredPhoto,
+    GraphCount, GraphCounters, GraphEmulator, MAX_PHOTO_BYTES, NO_MAILBOX_MAX_PHOTO_BYTES,
+    PHOTO_SIZES, ReceivedImage, RecordedRequest, StoredPhoto, inspect,
 };
 pub use jpeg::sample_jpeg;
 

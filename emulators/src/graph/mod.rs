@@ -6,6 +6,7 @@ mod auth;
 mod control;
 mod endpoints;
 mod error;
+mod inspect;
 mod paths;
 mod recording;
 mod store;
@@ -19,6 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, Validation};
 
+pub use inspect::{ReceivedImage, inspect};
+pub use paths::PHOTO_SIZES;
 pub use recording::{GraphCount, GraphCounters, RecordedRequest};
 pub use store::StoredPhoto;
 
@@ -31,6 +34,9 @@ use crate::util::{lock, read, write};
 
 /// Graph's request size cap for photo uploads: a body of this many bytes or more gets 413.
 pub const MAX_PHOTO_BYTES: usize = 4 * 1024 * 1024;
+/// A user without an Exchange Online mailbox keeps its photo in Entra ID, which holds about
+/// 100 KB: Graph answers a larger upload with a misleading 404 (microsoft-graph-docs #8236).
+pub const NO_MAILBOX_MAX_PHOTO_BYTES: usize = 100 * 1024;
 
 /// Shared state of the Graph emulator.
 pub(crate) struct GraphState {

@@ -17,8 +17,13 @@ pub(super) struct PhotoPath {
     pub(super) owner: Owner,
     pub(super) folder: Option<String>,
     pub(super) contact: Option<String>,
+    /// `…/photos/{size}`: one of the sizes Exchange keeps (users and groups only).
+    pub(super) size: Option<u32>,
     pub(super) value: bool,
 }
+
+/// The square sizes Exchange keeps of a photo, served at `…/photos/{size}/$value`.
+pub const PHOTO_SIZES: [u32; 9] = [48, 64, 96, 120, 240, 360, 432, 504, 648];
 
 impl PhotoPath {
     pub(super) fn parse(path: &str) -> Option<PhotoPath> {
@@ -53,10 +58,22 @@ impl PhotoPath {
         if contact.is_some() && matches!(owner, Owner::Group(_)) {
             return None;
         }
-        if !is(i, "photo") {
+        let mut size = None;
+        if is(i, "photos") && contact.is_none() {
+            // `{size}` is `648x648` in Graph's ids; a bare `648` is accepted too.
+            let seg = segs.get(i + 1)?.to_ascii_lowercase();
+            let (w, h) = seg.split_once('x').unwrap_or((&seg, &seg));
+            let n: u32 = w.parse().ok()?;
+            if h.parse::<u32>().ok()? != n {
+                return None;
+            }
+            size = Some(n);
+            i += 2;
+        } else if !is(i, "photo") {
             return None;
+        } else {
+            i += 1;
         }
-        i += 1;
         let value = is(i, "$value");
         if value {
             i += 1;
@@ -65,6 +82,7 @@ impl PhotoPath {
             owner,
             folder,
             contact,
+            size,
             value,
         })
     }
@@ -81,10 +99,11 @@ impl PhotoPath {
         if self.contact.is_some() {
             t.push_str("/contacts/{id}");
         }
-        t.push_str(if self.value {
-            "/photo/$value"
-        } else {
-            "/photo"
+        t.push_str(match (self.size.is_some(), self.value) {
+            (true, true) => "/photos/{size}/$value",
+            (true, false) => "/photos/{size}",
+            (false, true) => "/photo/$value",
+            (false, false) => "/photo",
         });
         t
     }
@@ -116,5 +135,14 @@ mod tests {
         assert!(PhotoPath::parse("/v1.0/users//photo/$value").is_none());
         assert!(PhotoPath::parse("/v1.0/me/photo/$value/extra").is_none());
         assert!(!PhotoPath::parse("/v1.0/me/photo").unwrap().value);
+        let p = PhotoPath::parse("/v1.0/users/u/photos/648x648/$value").unwrap();
+        assert_eq!((p.size, p.value), (Some(648), true));
+        assert_eq!(p.template(), "/users/{id}/photos/{size}/$value");
+        assert_eq!(
+            PhotoPath::parse("/v1.0/me/photos/96").unwrap().size,
+            Some(96)
+        );
+        assert!(PhotoPath::parse("/v1.0/me/photos/96x48/$value").is_none());
+        assert!(PhotoPath::parse("/v1.0/me/contacts/c/photos/96/$value").is_none());
     }
 }

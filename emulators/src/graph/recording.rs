@@ -9,6 +9,7 @@ use hyper::{Method, Response};
 use serde::{Deserialize, Serialize};
 
 use super::GraphState;
+use super::inspect::ReceivedImage;
 use crate::util::{Body, guid, lock};
 
 /// One write request (PUT, PATCH or DELETE) as the Graph emulator received it.
@@ -46,6 +47,8 @@ pub struct RecordedRequest {
     pub request_id: String,
     /// W3C `traceparent` as the client sent it, so tests can check trace propagation.
     pub traceparent: Option<String>,
+    /// What the emulator made of the photo (format, size, metadata), when a body was read.
+    pub image: Option<ReceivedImage>,
 }
 
 /// One (method, path template, status) counter.
@@ -98,6 +101,7 @@ pub(super) struct Trace {
     pub(super) roles: Option<String>,
     pub(super) oid: Option<String>,
     pub(super) app_id: Option<String>,
+    pub(super) image: Option<ReceivedImage>,
 }
 
 impl GraphState {
@@ -140,6 +144,7 @@ impl GraphState {
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
+                image: trace.image,
             };
             let mut ring = lock(&self.requests);
             if self.capacity > 0 {

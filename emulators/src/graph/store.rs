@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
+use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::GraphState;
 use super::auth::Caller;
 use super::error::GraphError;
-use super::paths::{Owner, PhotoPath};
+use super::paths::{Owner, PHOTO_SIZES, PhotoPath};
 use super::recording::{Trace, content_length};
-use crate::util::{drain, sha256, write};
+use crate::util::{Body, drain, json, read, sha256, write};
 
 /// A stored photo.
 #[derive(Clone, Debug, PartialEq)]
@@ -223,7 +223,63 @@ impl GraphState {
         };
         let photo = StoredPhoto::of(bytes, content_type);
         trace.sha256 = photo.sha256.clone();
+        // Decoding is CPU work: off the server's async workers.
+        let seen = photo.bytes.clone();
+        trace.image = tokio::task::spawn_blocking(move || super::inspect::inspect(&seen))
+            .await
+            .ok();
         Ok(photo)
+    }
+
+    /// `GET …/photos/{size}[/$value]`: one of Exchange's square sizes of the stored photo,
+    /// made from it (centre-cropped and scaled, JPEG); 404 for a size Exchange does not keep or
+    /// one larger than the photo (Exchange never upscales).
+    pub(super) async fn sized(
+        &self,
+        path: &PhotoPath,
+        key: &str,
+    ) -> Result<Response<Body>, GraphError> {
+        let not_found = || {
+            GraphError::new(
+                StatusCode::NOT_FOUND,
+                "ImageNotFound",
+                "The photo wasn't found.",
+            )
+        };
+        let size = path.size.unwrap_or(0);
+        if !PHOTO_SIZES.contains(&size) {
+            return Err(not_found());
+        }
+        let photo = read(&self.photos).get(key).cloned().ok_or_else(not_found)?;
+        let fits = match (photo.width, photo.height) {
+            (Some(w), Some(h)) => w.min(h) >= size,
+            _ => false,
+        };
+        if !fits {
+            return Err(not_found());
+        }
+        if !path.value {
+            return Ok(json(
+                StatusCode::OK,
+                &json!({
+                    "@odata.mediaContentType": "image/jpeg",
+                    "@odata.mediaEtag": format!("\"{}\"", &photo.sha256[..16.min(photo.sha256.len())]),
+                    "id": format!("{size}X{size}"),
+                    "height": size,
+                    "width": size,
+                }),
+            ));
+        }
+        let bytes = photo.bytes.clone();
+        let scaled = tokio::task::spawn_blocking(move || scale(&bytes, size))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(not_found)?;
+        let mut resp = Response::new(Body::new(Bytes::from(scaled)));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+        Ok(resp)
     }
 
     pub(super) fn metadata(
@@ -278,6 +334,19 @@ impl GraphState {
 
 pub(super) fn write_lock_remove(photos: &RwLock<HashMap<String, StoredPhoto>>, key: &str) {
     write(photos).remove(key);
+}
+
+/// The photo centre-cropped to a square of `size` and encoded as a JPEG (quality 85).
+fn scale(bytes: &[u8], size: u32) -> Option<Vec<u8>> {
+    let img = image::load_from_memory(bytes).ok()?;
+    let square = img
+        .resize_to_fill(size, size, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&square)
+        .ok()?;
+    Some(out)
 }
 
 /// The image format of `bytes`, from its magic number.
