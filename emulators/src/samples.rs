@@ -403,15 +403,15 @@ pub fn grayscale_jpeg(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// A CMYK JPEG with an Adobe APP14 segment (transform `ycck`: YCCK, as Photoshop writes;
-/// otherwise plain CMYK). Inverted CMYK of the marker-convention pixels, as Adobe stores it.
+/// otherwise plain CMYK), stored inverted as Photoshop does; the marker-convention pixels.
 pub fn cmyk_jpeg(width: u32, height: u32, ycck: bool) -> Vec<u8> {
     let px = stored_rgb(width, height, 1, 4);
     let mut cmyk = Vec::with_capacity(px.len() / 3 * 4);
     for p in px.chunks_exact(3) {
         let (c, m, y) = (255 - p[0], 255 - p[1], 255 - p[2]);
         let k = c.min(m).min(y);
-        // Adobe JPEGs store CMYK inverted (0 = full ink).
-        cmyk.extend_from_slice(&[255 - (c - k), 255 - (m - k), 255 - (y - k), 255 - k]);
+        // Ink amounts; jpeg-encoder stores them inverted, as Photoshop does (Adobe APP14).
+        cmyk.extend_from_slice(&[c - k, m - k, y - k, k]);
     }
     let color = if ycck {
         jpeg_encoder::ColorType::CmykAsYcck
