@@ -38,6 +38,7 @@ mod graph;
 mod jpeg;
 mod jwt;
 mod keys;
+pub mod samples;
 mod server;
 pub mod state;
 mod tls;

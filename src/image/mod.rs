@@ -4,9 +4,62 @@
 //! bytes and the options resolved for this request, and gets the bytes to send to Graph plus what
 //! was read and done, for the receipt.
 //!
-//! INTERFACE SKELETON (issue 10): the types below are the contract between the stage and the
-//! rest of the gateway. The implementation behind `ImageStage::prepare` is being written; until
-//! then only `Mode::Passthrough` does what it will do.
+//! # Rooms
+//! - `probe`: sniffs the bytes (declared types are never trusted) and reads the headers only:
+//!   format, dimensions, EXIF orientation (`exif`, defensive), JPEG coding, metadata present.
+//! - `strip`: lossless JPEG metadata removal (segments dropped, the rest copied byte for byte).
+//! - `pipeline`: decode → orientation → centre-crop → downscale → baseline JPEG.
+//! - `budget`: the byte budget (quality steps, then size steps, at most 8 encodes).
+//! - `pool`: the bounded decode/encode pool (`limits.workers`, `limits.queue_timeout` → `Busy`).
+//!
+//! # The decision tree
+//! - `passthrough`: JPEG only (sniffed), bytes untouched, nothing read (input width, height,
+//!   orientation null; the byte budget does not apply).
+//! - `strip`: JPEG only; within the limits; metadata removed losslessly, inline. If EXIF
+//!   orientation is not 1 the pixels are decoded (full size, on the pool), rotated and
+//!   re-encoded (no crop, no resize).
+//! - `normalize`: within the limits (from the header: `TooLarge` before any decode); a baseline
+//!   8-bit YCbCr or grayscale JPEG whose long edge is within `max_edge`, square when cropping,
+//!   orientation 1 or absent, is stripped losslessly inline (no pool, pixels untouched);
+//!   everything else goes to the pool: decode (JPEG downscaled in the DCT domain), orient,
+//!   centre-crop (or not), downscale (never up), flatten alpha on `background`, re-encode as a
+//!   baseline 4:2:0 JPEG at `quality`.
+//! - In `strip` and `normalize`, an output over `max_bytes` is re-encoded under the budget
+//!   (`budget`); if it cannot fit at quality 50 and 96 px → `NotFittable`.
+//!
+//! # Inputs
+//! JPEG (baseline, progressive, grayscale, CMYK and YCCK: converted to RGB without a CMS), PNG
+//! (1..16-bit, gray, palette, alpha), WebP (lossy, lossless, alpha; animated: first frame), GIF
+//! (first frame only: later frames are never read). HEIC/AVIF are not read (`Unsupported`,
+//! detected as `image/heic`/`image/avif`): the maintained Rust path, libheif-rs, needs libheif
+//! ≥ 1.17 and Debian here ships 1.15; a pure-Rust AVIF decoder would add a large dependency
+//! for a format internal apps rarely send. Anything else is `Unsupported`.
+//!
+//! # Colour (ICC)
+//! The choice is to **keep** the profile rather than convert: an embedded RGB (or, for gray
+//! output, GRAY) ICC profile of a JPEG or WebP is written into the output JPEG, so colours stay
+//! as the author meant without a colour-management engine (lcms2 is C; the pure-Rust ones are
+//! young) and without the cost of converting every pixel. A profile that does not describe the
+//! output (a CMYK profile after the CMYK→RGB conversion) is dropped and listed as `icc` in
+//! `metadataRemoved`. PNG iCCP chunks are never inflated (a zlib bomb vector), so a PNG is taken
+//! as sRGB and its profile listed as removed. The lossless strip keeps the ICC APP2 segments.
+//!
+//! # Bounds
+//! Dimensions are checked from the header (`max_pixels`, `max_input_edge`) before any decode;
+//! each decoder gets an allocation bound of `max_pixels × 4` bytes (jpeg-decoder's buffer limit,
+//! png's `Limits`, image-webp's memory limit, gif's `MemoryLimit`); PNG text and iCCP chunks are
+//! ignored (never inflated); only the first frame of a GIF or WebP is read; EXIF is read from
+//! IFD0's entry table only, every offset checked, no IFD link followed. WebP/PNG EXIF
+//! orientation is not applied (only JPEG's is: phones write it there).
+
+mod budget;
+mod exif;
+mod pipeline;
+mod pool;
+mod probe;
+mod strip;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -123,11 +176,57 @@ pub enum ImageError {
 /// The stage, shared by all workers: the bounded decode/encode pool and the limits.
 pub struct ImageStage {
     limits: ImageLimits,
+    pool: pool::Pool,
+}
+
+/// What is left to do after the inline part.
+enum Plan {
+    Done(Prepared),
+    Heavy(Job),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Decode, orient, crop, downscale, encode (normalize).
+    Normalize,
+    /// Decode at full size, orient, encode (strip with an orientation, or over the budget).
+    Reorient,
+}
+
+struct Job {
+    input: Bytes,
+    probe: probe::Probe,
+    options: ImageOptions,
+    work: Work,
+    /// Kinds known to be removed already (from the strip walk).
+    removed: Vec<&'static str>,
+    max_decode_bytes: usize,
+}
+
+fn input_info(p: &probe::Probe, bytes: usize) -> InputInfo {
+    InputInfo {
+        content_type: p.format.content_type(),
+        bytes,
+        width: Some(p.width),
+        height: Some(p.height),
+        orientation: p.orientation,
+    }
+}
+
+fn unsupported(b: &[u8]) -> ImageError {
+    ImageError::Unsupported {
+        detected: probe::sniff(b)
+            .map(probe::Format::content_type)
+            .or_else(|| probe::detect_other(b)),
+    }
 }
 
 impl ImageStage {
     pub fn new(limits: ImageLimits) -> ImageStage {
-        ImageStage { limits }
+        ImageStage {
+            pool: pool::Pool::new(limits.workers, limits.queue_timeout),
+            limits,
+        }
     }
 
     /// The limits it enforces.
@@ -135,35 +234,178 @@ impl ImageStage {
         &self.limits
     }
 
+    /// Pool workers free now (for metrics and tests).
+    pub fn idle_workers(&self) -> usize {
+        self.pool.idle()
+    }
+
     /// Turns the received bytes into the photo to send. Cheap work (header, lossless strip) runs
-    /// inline; decoding and encoding run on the pool.
+    /// inline; decoding and encoding run on the pool (`Busy` if no worker frees up in time).
     pub async fn prepare(
         &self,
         input: Bytes,
         options: &ImageOptions,
     ) -> Result<Prepared, ImageError> {
-        let is_jpeg = input.starts_with(&[0xFF, 0xD8, 0xFF]);
-        if !is_jpeg {
-            return Err(ImageError::Unsupported { detected: None });
+        match self.plan(input, options)? {
+            Plan::Done(p) => Ok(p),
+            Plan::Heavy(job) => self.pool.run(move || job.run()).await,
         }
-        let _ = options;
+    }
+
+    /// [`ImageStage::prepare`] on the calling thread, without the pool: for the fuzz target, the
+    /// benchmark and callers that are already on a blocking thread.
+    pub fn prepare_blocking(
+        &self,
+        input: Bytes,
+        options: &ImageOptions,
+    ) -> Result<Prepared, ImageError> {
+        match self.plan(input, options)? {
+            Plan::Done(p) => Ok(p),
+            Plan::Heavy(job) => job.run(),
+        }
+    }
+
+    fn check_limits(&self, p: &probe::Probe) -> Result<(), ImageError> {
+        let l = &self.limits;
+        if p.width > l.max_input_edge
+            || p.height > l.max_input_edge
+            || u64::from(p.width) * u64::from(p.height) > l.max_pixels
+        {
+            return Err(ImageError::TooLarge {
+                width: p.width,
+                height: p.height,
+            });
+        }
+        Ok(())
+    }
+
+    /// The inline part: sniff, header, limits, passthrough, lossless strip.
+    fn plan(&self, input: Bytes, o: &ImageOptions) -> Result<Plan, ImageError> {
         let len = input.len();
+        let is_jpeg = probe::sniff(&input) == Some(probe::Format::Jpeg);
+        if o.mode == Mode::Passthrough {
+            if !is_jpeg {
+                return Err(unsupported(&input));
+            }
+            return Ok(Plan::Done(Prepared {
+                bytes: input,
+                input: InputInfo {
+                    content_type: "image/jpeg",
+                    bytes: len,
+                    width: None,
+                    height: None,
+                    orientation: None,
+                },
+                output: OutputInfo {
+                    width: None,
+                    height: None,
+                    bytes: len,
+                    quality: None,
+                    metadata_removed: Vec::new(),
+                },
+            }));
+        }
+        if o.mode == Mode::Strip && !is_jpeg {
+            return Err(unsupported(&input));
+        }
+        let p = probe::probe(&input)?;
+        self.check_limits(&p)?;
+        let max_decode_bytes =
+            usize::try_from(self.limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
+        let upright = p.orientation.is_none_or(|o| o == 1);
+        let compliant = match o.mode {
+            Mode::Strip => is_jpeg && upright,
+            _ => {
+                p.jpeg
+                    .as_ref()
+                    .is_some_and(|j| j.is_baseline_ycbcr_or_gray())
+                    && p.width.max(p.height) <= o.max_edge
+                    && (o.crop == Crop::None || p.width == p.height)
+                    && upright
+            }
+        };
+        let mut removed = Vec::new();
+        // Every JPEG is walked whole (structure checked: a truncated one is unreadable before
+        // any decode); the walk is the lossless strip.
+        if is_jpeg {
+            let (stripped, kinds) = strip::strip(&input)?;
+            removed = kinds;
+            if compliant {
+                let bytes = match stripped {
+                    Some(v) => Bytes::from(v),
+                    None => input.clone(),
+                };
+                if o.max_bytes.is_none_or(|m| bytes.len() <= m) {
+                    return Ok(Plan::Done(Prepared {
+                        input: input_info(&p, len),
+                        output: OutputInfo {
+                            width: Some(p.width),
+                            height: Some(p.height),
+                            bytes: bytes.len(),
+                            quality: None,
+                            metadata_removed: removed,
+                        },
+                        bytes,
+                    }));
+                }
+            }
+        }
+        let work = match o.mode {
+            Mode::Strip => Work::Reorient,
+            _ => Work::Normalize,
+        };
+        Ok(Plan::Heavy(Job {
+            input,
+            probe: p,
+            options: *o,
+            work,
+            removed,
+            max_decode_bytes,
+        }))
+    }
+}
+
+impl Job {
+    /// Decode, render and encode (on a pool worker).
+    fn run(self) -> Result<Prepared, ImageError> {
+        let o = &self.options;
+        let p = &self.probe;
+        let need = (self.work == Work::Normalize).then_some(pipeline::Need {
+            edge: o.max_edge.max(1),
+            crop: o.crop,
+        });
+        let raster = pipeline::decode(&self.input, p, need, o.background, self.max_decode_bytes)?;
+        let orientation = p.orientation.unwrap_or(1);
+        let rendered = match self.work {
+            Work::Normalize => pipeline::render(&raster, orientation, o.crop, o.max_edge.max(1))?,
+            Work::Reorient => pipeline::render(&raster, orientation, Crop::None, u32::MAX)?,
+        };
+        let enc = budget::encode_within(&rendered, o.quality, o.max_bytes)?;
+        tracing::debug!(
+            encodes = enc.encodes,
+            quality = enc.quality,
+            bytes = enc.bytes.len(),
+            "image re-encoded"
+        );
+        let mut removed = self.removed;
+        for kind in &p.metadata {
+            probe::add_kind(&mut removed, kind);
+        }
+        if rendered.icc.is_some() {
+            removed.retain(|k| *k != "icc");
+        } else if p.metadata.contains(&"icc") {
+            probe::add_kind(&mut removed, "icc");
+        }
         Ok(Prepared {
-            bytes: input,
-            input: InputInfo {
-                content_type: "image/jpeg",
-                bytes: len,
-                width: None,
-                height: None,
-                orientation: None,
-            },
+            input: input_info(p, self.input.len()),
             output: OutputInfo {
-                width: None,
-                height: None,
-                bytes: len,
-                quality: None,
-                metadata_removed: Vec::new(),
+                width: Some(enc.width),
+                height: Some(enc.height),
+                bytes: enc.bytes.len(),
+                quality: Some(enc.quality),
+                metadata_removed: removed,
             },
+            bytes: Bytes::from(enc.bytes),
         })
     }
 }
