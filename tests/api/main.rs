@@ -9,6 +9,7 @@ mod connections;
 mod credentials;
 mod entra_errors;
 mod graph_errors;
+mod images;
 mod jwks;
 mod mailboxes;
 mod metrics;
