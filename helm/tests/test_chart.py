@@ -295,9 +295,43 @@ def test_connections_and_mailbox_lookup_default_to_the_gateway_defaults(default)
     assert cfg["PHOTO_GATEWAY_KEEP_ALIVE_SECS"] == "620"
 
 
+IMAGE_VARS = {
+    "mode": "IMAGE_MODE",
+    "allowedModes": "IMAGE_ALLOWED_MODES",
+    "crop": "IMAGE_CROP",
+    "maxEdge": "IMAGE_MAX_EDGE",
+    "quality": "IMAGE_QUALITY",
+    "background": "IMAGE_BACKGROUND",
+    "minBytes": "IMAGE_MIN_BYTES",
+    "maxPixels": "IMAGE_MAX_PIXELS",
+    "maxInputEdge": "IMAGE_MAX_INPUT_EDGE",
+    "queueTimeoutMs": "IMAGE_QUEUE_TIMEOUT_MS",
+}
+
+
+def test_image_stage_defaults_to_the_gateway_defaults_with_workers_set(default):
+    """Every image setting as README documents it; workers explicit (the gateway's default is the node's CPUs)."""
+    documented = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", REPO_README.read_text(), flags=re.M))
+    for var in IMAGE_VARS.values():
+        assert default.config[f"PHOTO_GATEWAY_{var}"] == documented[var], var
+    assert "PHOTO_GATEWAY_IMAGE_MAX_BYTES" not in default.config, "no budget by default"
+    assert default.config["PHOTO_GATEWAY_IMAGE_WORKERS"] == "2"
+    cfg = render(sets={"config.imageStage.maxBytes": 100000}).config
+    assert cfg["PHOTO_GATEWAY_IMAGE_MAX_BYTES"] == "100000"
+    cfg = render("ingress-tls-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_IMAGE_WORKERS"] == "1"
+    assert cfg["PHOTO_GATEWAY_IMAGE_MAX_PIXELS"] == "16000000"
+
+
 @pytest.mark.parametrize(
     "key, value",
     [
+        ("imageStage.mode", "sideways"),
+        ("imageStage.quality", 101),
+        ("imageStage.workers", 0),
+        ("imageStage.maxPixels", 0),
+        ("imageStage.queueTimeoutMs", 60001),
+        ("imageStage.minBytes", 100),
         ("limits.mailboxConcurrency", 1001),
         ("limits.mailboxQueueSeconds", 61),
         ("connections.requestHeadTimeoutSeconds", 0),
@@ -388,6 +422,11 @@ def test_quantity_parser():
     assert quantity_bytes(268435456) == 256 * MIB
 
 
+def image_bound(config: dict) -> int:
+    """Most bytes the image workers decode into at once: workers x max pixels x 4 bytes."""
+    return int(config["PHOTO_GATEWAY_IMAGE_WORKERS"]) * int(config["PHOTO_GATEWAY_IMAGE_MAX_PIXELS"]) * 4
+
+
 def inflight_bound(config: dict) -> int:
     """Most photo bytes one pod holds in flight: MAX_INFLIGHT_BYTES, and at most uploads x photo size."""
     bounds = []
@@ -404,18 +443,23 @@ def test_default_memory_limit_covers_the_inflight_budget(default):
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     max_inflight = values["config"]["limits"]["maxInflightBytes"]
     limit = quantity_bytes(values["resources"]["limits"]["memory"])
+    image = values["config"]["imageStage"]
+    decodes = image["workers"] * image["maxPixels"] * 4
     assert max_inflight > 0
-    assert limit >= 1.25 * max_inflight + 64 * MIB, (limit / MIB, 1.25 * max_inflight / MIB + 64)
-    # The same holds for what is rendered, with the in-flight bound the gateway really enforces.
+    assert limit >= 1.25 * max_inflight + 64 * MIB + decodes, (
+        limit / MIB,
+        (1.25 * max_inflight + decodes) / MIB + 64,
+    )
+    # The same holds for what is rendered, with the bounds the gateway really enforces.
     rendered = quantity_bytes(default.container["resources"]["limits"]["memory"])
-    assert rendered >= 1.25 * inflight_bound(default.config) + 64 * MIB
+    assert rendered >= 1.25 * inflight_bound(default.config) + 64 * MIB + image_bound(default.config)
 
 
 @pytest.mark.parametrize("values_file_name", CI_FILES)
 def test_ci_values_memory_limits_cover_their_inflight_budget(values_file_name):
     r = render(values_file_name)
     limit = quantity_bytes(r.container["resources"]["limits"]["memory"])
-    assert limit >= 1.25 * inflight_bound(r.config) + 64 * MIB
+    assert limit >= 1.25 * inflight_bound(r.config) + 64 * MIB + image_bound(r.config)
 
 
 # ------------------------------------------------------------------ workload identity
