@@ -43,6 +43,9 @@ async fn start_sandbox(extra: &[&str]) -> Sandbox {
         .arg("--ready-file")
         .arg(&ready_file)
         .args(extra)
+        // The sandbox's gateway reads PHOTO_GATEWAY_IMAGE_* from its environment: these flows
+        // check that Graph holds the bytes sent, as they did before the image stage.
+        .envs(crate::support::PASSTHROUGH_ENV)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -10,7 +10,10 @@ mod process;
 pub mod jwt;
 pub mod raw_http;
 
-pub use app::{TestApp, captured_logs, spawn_app, spawn_app_with, spawn_gateway, start_gateway};
+pub use app::{
+    PASSTHROUGH_ENV, TestApp, captured_logs, spawn_app, spawn_app_with, spawn_gateway,
+    start_gateway,
+};
 pub use bodies::{
     JPEG_MIN_LEN, MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, jpeg, multipart_body, sha256_hex,
 };
