@@ -213,9 +213,10 @@ impl PhotoService {
         received: &Photo,
         options: &ImageOptions,
     ) -> Result<(Photo, InputInfo, OutputInfo), ApiError> {
+        let input = received.contiguous();
         let prepared = self
             .images
-            .prepare(received.contiguous(), options)
+            .prepare(input.clone(), options)
             .await
             .map_err(|e| {
                 let e = match e {
@@ -228,10 +229,11 @@ impl PhotoService {
                 };
                 image_error(e, self.images.limits(), mode_name(options.mode))
             })?;
-        // Passthrough hands the received bytes back: keep their digest instead of hashing again.
-        let photo = if prepared.bytes.len() == received.len()
-            && prepared.bytes[..] == received.contiguous()[..]
-        {
+        // Passthrough (and a photo that needed nothing) hands the received bytes back: keep their
+        // digest instead of hashing them again.
+        let unchanged = prepared.bytes.len() == input.len()
+            && (prepared.bytes.as_ptr() == input.as_ptr() || prepared.bytes == input);
+        let photo = if unchanged {
             received.clone()
         } else {
             Photo::from_bytes(prepared.bytes)

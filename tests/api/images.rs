@@ -480,6 +480,10 @@ async fn hostile_images_are_answered_by_the_table_within_bounded_memory_and_only
             assert_eq!(writes.len(), writes_before, "{what}: nothing reached Graph");
         }
         let grew_mib = gw.status_kib("VmHWM:").saturating_sub(before) / 1024;
+        eprintln!(
+            "{what}: {status} in {:?}, peak RSS {grew_mib} MiB over the warmed-up RSS",
+            t0.elapsed()
+        );
         assert!(grew_mib < 64, "{what}: peak RSS grew by {grew_mib} MiB");
     }
     // Everything Graph ever received was a valid JPEG.
