@@ -11,6 +11,7 @@
 //! figures as JSON. `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
 //! request fails or a figure is missing. The goals are reported, never enforced.
 
+mod image;
 mod load;
 mod machine;
 mod procs;
@@ -102,6 +103,13 @@ struct Args {
     /// without latency; writes DIR/perf-<size>.data (read with `perf report -i`).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
+    /// Run only the image stage's phase (in process, plus the Pillow reference) and write its
+    /// figures to --out (use another file than the full run's results).
+    #[arg(long)]
+    image_only: bool,
+    /// Python with Pillow for the image phase's reference (`bench/pillow_reference.py`).
+    #[arg(long, default_value = "python3")]
+    python: String,
     /// Print the table of an earlier results file and exit (nothing is run).
     #[arg(long, value_name = "RESULTS_JSON")]
     print: Option<PathBuf>,
@@ -241,6 +249,30 @@ async fn main() -> ExitCode {
                 eprintln!("photo-gateway-bench: {}: {e}", path.display());
                 ExitCode::from(2)
             }
+        };
+    }
+    if args.image_only {
+        let iterations = if args.smoke { 2 } else { 20 };
+        let python = args.python.clone();
+        let Ok((v, problems)) =
+            tokio::task::spawn_blocking(move || image::phase(iterations, &python)).await
+        else {
+            eprintln!("photo-gateway-bench: the image phase panicked");
+            return ExitCode::FAILURE;
+        };
+        println!("{}", image::table(&v));
+        let text = serde_json::to_string_pretty(&json!({"image_stage": v})).unwrap_or_default();
+        if let Err(e) = std::fs::write(&args.out, text + "\n") {
+            eprintln!("photo-gateway-bench: {}: {e}", args.out.display());
+            return ExitCode::FAILURE;
+        }
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        return if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         };
     }
     let params = match Params::from_args(&args) {
@@ -666,6 +698,15 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         problems.push(format!("missing figure: {m}"));
     }
 
+    step("image stage phase (in process, and the Pillow reference)");
+    let iterations = if args.smoke { 2 } else { 20 };
+    let python = args.python.clone();
+    let (image_json, image_problems) =
+        tokio::task::spawn_blocking(move || image::phase(iterations, &python))
+            .await
+            .map_err(|e| format!("image phase: {e}"))?;
+    problems.extend(image_problems);
+
     let mut results = json!({
         "benchmark": "photo-gateway issue 6",
         "generated_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -710,11 +751,12 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         },
         "start_to_ready_ms": {"median": start_median, "all": start_ms},
         "jwt_validation_criterion": criterion,
+        "image_stage": image_json,
         "problems": problems,
     });
 
     results["goals"] = report::goals(&results);
-    let text = report::table(&results);
+    let text = report::table(&results) + &image::table(&results["image_stage"]);
     println!("{text}");
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

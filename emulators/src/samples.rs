@@ -835,6 +835,46 @@ const LOSSY_ALPHA_WEBP: [u8; 284] = [
 mod tests {
     use super::*;
 
+    /// Writes the `image_stage` fuzz target's seed corpus (small samples of every format, each
+    /// behind a flags byte: normalize, strip, passthrough, normalize with a budget) into
+    /// `$IMAGE_FUZZ_SEEDS`; skipped unless that is set.
+    ///     IMAGE_FUZZ_SEEDS=tests/fuzz/corpus/image_stage cargo test -p photo-gateway-emulators seed_corpus
+    #[test]
+    fn seed_corpus() {
+        let Ok(dir) = std::env::var("IMAGE_FUZZ_SEEDS") else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let seeds: Vec<(&str, Vec<u8>)> = vec![
+            ("phone-o6.jpg", phone_jpeg(40, 30, 6)),
+            ("phone-o3.jpg", phone_jpeg(30, 40, 3)),
+            ("compliant.jpg", compliant_jpeg(32, 2)),
+            ("compliant-meta.jpg", compliant_jpeg_with_metadata(32)),
+            ("progressive.jpg", progressive_jpeg(40, 30)),
+            ("gray.jpg", grayscale_jpeg(40, 30)),
+            ("cmyk.jpg", cmyk_jpeg(24, 16, false)),
+            ("ycck.jpg", cmyk_jpeg(24, 16, true)),
+            ("rgba8.png", png_rgba8(24, 16)),
+            ("rgb16.png", png_rgb16(24, 16)),
+            ("palette.png", png_palette(24, 16)),
+            ("lossless.webp", webp_lossless_alpha(24, 16)),
+            ("lossy.webp", webp_lossy()),
+            ("lossy-alpha.webp", webp_lossy_alpha()),
+            ("frames.gif", gif_frames(16, 12, 3)),
+            ("exif-loop.jpg", hostile_jpeg_exif_loop()),
+            ("huge.png", hostile_png_huge_dimensions()),
+            ("huge.jpg", hostile_jpeg_huge_dimensions()),
+            ("oversized.webp", hostile_webp_oversized_chunk()),
+        ];
+        for (name, bytes) in seeds {
+            for flags in [0u8, 1, 2, 0x0C] {
+                let mut v = vec![flags];
+                v.extend_from_slice(&bytes);
+                std::fs::write(format!("{dir}/{flags:02x}-{name}"), v).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn jpeg_of_len_is_exact() {
         for len in [700, 1000, 4096, 70_000, 200_003] {
