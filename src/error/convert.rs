@@ -5,6 +5,8 @@ use super::{ApiError, retry_after_secs};
 use crate::graph::{GraphErrorInfo, GraphFailure, TargetError};
 use crate::image::{ImageError, ImageLimits};
 use crate::token::OboError;
+#[cfg(test)]
+use actix_web::ResponseError as _;
 
 /// The types the image stage reads, named in every 415.
 pub const SUPPORTED_IMAGE_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif";
@@ -143,5 +145,79 @@ impl From<GraphFailure> for ApiError {
                 "Microsoft Graph did not accept the photo within the gateway's deadline".into(),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn image_refusals_map_to_their_rows_and_the_decoders_reason_stays_out() {
+        let limits = ImageLimits {
+            max_pixels: 40_000_000,
+            max_input_edge: 12_000,
+            workers: 1,
+            queue_timeout: Duration::from_secs(2),
+        };
+        let map = |e, mode| image_error(e, &limits, mode);
+        let e = map(
+            ImageError::Unsupported {
+                detected: Some("image/bmp"),
+            },
+            "normalize",
+        );
+        assert_eq!(e.code(), "unsupported-media-type");
+        assert!(
+            e.to_string().contains("image/bmp") && e.to_string().contains(SUPPORTED_IMAGE_TYPES)
+        );
+        let e = map(
+            ImageError::Unsupported {
+                detected: Some("image/png"),
+            },
+            "strip",
+        );
+        assert!(
+            e.to_string().contains("mode strip accepts only JPEG"),
+            "{e}"
+        );
+        let e = map(
+            ImageError::TooLarge {
+                width: 100_000,
+                height: 100_000,
+            },
+            "normalize",
+        );
+        assert_eq!(
+            (e.code(), e.status_code().as_u16()),
+            ("image-too-large", 413)
+        );
+        assert!(e.to_string().contains("100000×100000"), "{e}");
+        let e = map(
+            ImageError::Unreadable("IDAT at offset 33: zlib error".into()),
+            "normalize",
+        );
+        assert_eq!(
+            (e.code(), e.status_code().as_u16()),
+            ("image-unreadable", 422)
+        );
+        assert!(!e.to_string().contains("IDAT"), "{e}");
+        let e = map(
+            ImageError::NotFittable {
+                budget: 4096,
+                smallest: 9000,
+            },
+            "normalize",
+        );
+        assert_eq!(
+            (e.code(), e.status_code().as_u16()),
+            ("image-not-fittable", 422)
+        );
+        let e = map(ImageError::Busy, "normalize");
+        assert_eq!((e.code(), e.status_code().as_u16()), ("overloaded", 503));
+        let resp = actix_web::ResponseError::error_response(&e);
+        assert!(resp.headers().contains_key("retry-after"));
     }
 }

@@ -296,6 +296,27 @@ async fn the_byte_budget_meets_100_kb_for_a_user_without_a_mailbox_and_without_i
     assert!(sent.bytes <= 100_000, "{}", sent.bytes);
     assert_eq!(receipt["bytes"], sent.bytes);
     assert_clean_baseline(&sent, "budgeted");
+    let writes = app.emus.graph.requests().len();
+    // Noise at about the floor's size (downscaling would average it away) does not fit
+    // 4,096 bytes even at quality 50 and 96 px.
+    let resp = app
+        .put_raw(
+            &format!("{path}?mode=normalize&maxBytes=4096"),
+            &token,
+            noise_png(100),
+        )
+        .await;
+    let (status, _, body) = TestApp::problem(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("image-not-fittable")),
+        "{body}"
+    );
+    assert_eq!(
+        app.emus.graph.requests().len(),
+        writes,
+        "nothing reached Graph"
+    );
     assert!(
         app.emus
             .graph
