@@ -20,7 +20,7 @@ use crate::service::UploadReceipt;
         description = "Sets Microsoft 365 profile photos (users, groups, contacts) on behalf of the signed-in user. \
 Paths mirror Microsoft Graph's `…/photo/$value` update paths: switch from Graph by changing the base URL and the token audience. \
 Every failure is `application/problem+json` (RFC 9457) with a stable `code` and the `requestId`.",
-        license(name = "MIT")
+        license(name = "MIT", identifier = "MIT")
     ),
     servers((url = "/", description = "This gateway")),
     paths(
