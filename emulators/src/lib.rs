@@ -37,8 +37,10 @@ mod graph;
 mod jpeg;
 mod jwt;
 mod keys;
+pub mod roles;
 mod server;
 pub mod state;
+pub mod teams;
 mod tls;
 mod util;
 
@@ -277,6 +279,11 @@ impl Emulators {
     /// Mints a Graph token for `user` with these scope names (e.g. `User.ReadWrite`).
     pub fn graph_token(&self, user: &str, scopes: &[&str]) -> String {
         self.entra.graph_token(user, scopes)
+    }
+
+    /// Mints an app-only Graph token (client credentials) with these application permissions as `roles`.
+    pub fn graph_app_token(&self, roles: &[&str]) -> String {
+        self.entra.graph_app_token(roles)
     }
 
     /// Signs arbitrary claims with the current Entra key (`header.kid` defaults to the current kid).

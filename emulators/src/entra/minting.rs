@@ -281,6 +281,8 @@ impl Minter {
                 c.insert("unique_name".into(), json!(p.upn));
                 c.insert("name".into(), json!(p.name));
                 c.insert("scp".into(), json!(scp_or_roles.join(" ")));
+                // The user's directory roles, as Entra writes them into delegated tokens.
+                c.insert("wids".into(), json!(crate::roles::wids_of(&p.oid)));
             }
             None => {
                 let sp = stable_guid(&format!("sp:{}", self.client_id));
@@ -305,6 +307,15 @@ impl EntraState {
     pub(super) fn graph_token(&self, user: &str, scopes: &[&str]) -> String {
         let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
         self.graph_token_with_ttl(user, scopes, lifetime)
+    }
+
+    pub(super) fn graph_app_token(&self, roles: &[&str]) -> String {
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
+        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+        let claims = self
+            .minter
+            .graph_claims(None, &roles, &self.graph_url, lifetime, "1");
+        self.keys.get().current.sign(&claims)
     }
 
     pub(super) fn graph_token_with_ttl(

@@ -246,6 +246,12 @@ impl EntraEmulator {
         self.state.graph_token(user, scopes)
     }
 
+    /// Mints an app-only Graph token (as client credentials would) carrying these application
+    /// permissions as `roles`.
+    pub fn graph_app_token(&self, roles: &[&str]) -> String {
+        self.state.graph_app_token(roles)
+    }
+
     /// Like [`EntraEmulator::graph_token`], but valid `ttl_secs` from now whatever the token
     /// lifetime setting (the sandbox prints tokens meant to last a working session).
     pub fn graph_token_with_ttl(&self, user: &str, scopes: &[&str], ttl_secs: i64) -> String {

@@ -11,7 +11,6 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use super::minting::Principal;
-use super::scopes::CONSENTED_SCOPES;
 use super::{EntraState, TokenErrorKind};
 use crate::jwt::{check_lifetime, unverified_claims, verify_signature};
 use crate::util::{Body, b64url, entra_timestamp, guid, json, lock, now_secs, read, sha256};
@@ -175,9 +174,9 @@ impl EntraState {
         let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
         if grant == "client_credentials" {
             let resource = self.client_credentials_resource(scope)?;
-            let roles: Vec<String> = CONSENTED_SCOPES
+            // The application permissions admin-consented for this app registration.
+            let roles: Vec<String> = crate::roles::app_permissions(&client_id)
                 .iter()
-                .filter(|s| s.ends_with(".All"))
                 .map(|s| s.to_string())
                 .collect();
             let claims = self
