@@ -330,6 +330,7 @@ fn ready_json(
         "users": d.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.user_principal_name})).collect::<Vec<_>>(),
         "groups": d.groups.iter().map(|g| json!({"id": g.id, "displayName": g.display_name})).collect::<Vec<_>>(),
         "contacts": d.contacts.iter().map(|c| json!({"user": c.user, "folder": c.folder, "id": c.id})).collect::<Vec<_>>(),
+        "teams": photo_gateway_emulators::teams::seeded_teams(),
     });
     if let Some(url) = gateway_url {
         v["gateway_url"] = json!(url);

@@ -25,6 +25,10 @@
 //! | contact of Adele (default folder) | `AAMkADSandboxContact0002AAA=` | Diego Siciliani |
 //! | contact of Adele (Suppliers) | `AAMkADSandboxContact0003AAA=` | Contoso Supplies Ltd |
 //! | contact of Megan (default folder) | `AAMkADSandboxContact0004AAA=` | Johanna Lorenz |
+//! | team (of the group Sales and Marketing) | `2e4c6a80-0000-4b3d-9e21-000000000201` | Sales and Marketing |
+//!
+//! Directory roles ([`roles`]): Adele User Administrator, Megan Global Administrator, photo.admin
+//! People Administrator; Lee Gu, the guest and `loaduser{i}` are plain users.
 //!
 //! Plus `extra_users` generated users `loaduser{i}@contoso.onmicrosoft.com` (i from 1), whose ids
 //! are stable across runs. The control API and the in-process API are described in `SANDBOX.md`.
@@ -55,8 +59,9 @@ pub use directory::{
     GUEST_USER_UPN, Group, TENANT_DOMAIN, TENANT_ID, User,
 };
 pub use entra::{
-    CONSENTED_SCOPES, CallerTokenSpec, ClientCertificate, DEFAULT_FEDERATED_SUBJECT, EntraCounters,
-    EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE, TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
+    CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, CallerTokenSpec, ClientCertificate,
+    DEFAULT_FEDERATED_SUBJECT, EntraCounters, EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE,
+    TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
 };
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use graph::{

@@ -343,3 +343,48 @@ async fn client_credentials_tokens_carry_the_apps_application_permissions() {
     .await;
     assert_request_denied(resp, "app User.ReadWrite.All on a group").await;
 }
+
+#[tokio::test]
+async fn control_api_mints_app_only_graph_tokens_with_roles() {
+    let emus = start().await;
+    let c = client(&emus);
+    let url = format!("{}/_emulator/graph-tokens", emus.entra_url());
+    let body: Value = c
+        .post(&url)
+        .json(&serde_json::json!({"roles": ["ProfilePhoto.Read.All"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["ProfilePhoto.Read.All"])
+    );
+    assert_eq!(claims["idtyp"], "app");
+    assert!(
+        claims.get("scp").is_none() && claims.get("upn").is_none(),
+        "{claims}"
+    );
+    // A user's token carries wids; neither user nor roles is a 400.
+    let body: Value = c
+        .post(&url)
+        .json(&serde_json::json!({"user": PLAIN_USER_UPN, "scopes": ["User.ReadWrite"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["wids"], serde_json::json!([DEFAULT_USER_ROLE]));
+    let resp = c
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

@@ -105,10 +105,15 @@ async fn readme_flow_uploads_through_the_gateway_and_reads_back_from_graph() {
             "graph_url",
             "groups",
             "sample_file",
+            "teams",
             "tenant_id",
             "token",
             "users"
         ]
+    );
+    assert_eq!(
+        r["teams"],
+        serde_json::json!([{"id": photo_gateway_emulators::teams::TEAM_ID, "displayName": "Sales and Marketing"}])
     );
     assert!(
         exp_in(r["token"].as_str().unwrap()) >= 3600,

@@ -9,6 +9,7 @@ mod error;
 mod paths;
 mod recording;
 mod store;
+mod teams;
 mod users;
 
 use std::collections::{HashMap, VecDeque};
