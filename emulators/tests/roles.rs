@@ -388,3 +388,52 @@ async fn control_api_mints_app_only_graph_tokens_with_roles() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn granted_application_permissions_can_be_changed_and_reset() {
+    let emus = start().await;
+    let c = client(&emus);
+    let g = emus.graph_url();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", GATEWAY_CLIENT_ID),
+        ("client_secret", GATEWAY_CLIENT_SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let url = format!("{g}/v1.0/users/{MEGAN}/photo/$value");
+    // Consent revoked down to a read permission: the next app token reads but cannot write.
+    emus.entra.set_app_permissions(&["ProfilePhoto.Read.All"]);
+    let token = token_request(&emus, &form).await;
+    assert_eq!(
+        claims_of(&token)["roles"],
+        serde_json::json!(["ProfilePhoto.Read.All"])
+    );
+    let resp = send(&c, "PUT", &url, &token, sample_jpeg(8, 8, "a")).await;
+    assert_request_denied(resp, "app with a read permission only").await;
+    // The same through the control API.
+    let resp = c
+        .put(format!("{}/_emulator/app-permissions", emus.entra_url()))
+        .json(&serde_json::json!({"roles": ["User.ReadWrite.All"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let token = token_request(&emus, &form).await;
+    assert_eq!(
+        claims_of(&token)["roles"],
+        serde_json::json!(["User.ReadWrite.All"])
+    );
+    assert_eq!(
+        send(&c, "PUT", &url, &token, sample_jpeg(8, 8, "b"))
+            .await
+            .status(),
+        200
+    );
+    // Reset restores the seed's grant.
+    emus.reset();
+    let token = token_request(&emus, &form).await;
+    assert_eq!(
+        claims_of(&token)["roles"],
+        serde_json::json!(GATEWAY_APP_PERMISSIONS)
+    );
+}

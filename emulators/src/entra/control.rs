@@ -128,6 +128,19 @@ impl ControlApi for EntraState {
                     Err(e) => bad_request(&e),
                 }
             }
+            (&Method::PUT, ["app-permissions"]) => {
+                #[derive(Deserialize)]
+                struct Req {
+                    roles: Vec<String>,
+                }
+                match parse_control::<Req>(body) {
+                    Ok(r) => {
+                        self.set_app_permissions(Some(r.roles));
+                        empty(StatusCode::NO_CONTENT)
+                    }
+                    Err(e) => bad_request(&e),
+                }
+            }
             (&Method::PUT, ["token-lifetime"]) => {
                 #[derive(Deserialize)]
                 struct Req {
@@ -147,6 +160,7 @@ impl ControlApi for EntraState {
     fn reset(&self) {
         *lock(&self.counters) = EntraCounters::default();
         write(&self.user_errors).clear();
+        self.set_app_permissions(None);
         self.set_lifetime(self.default_lifetime);
     }
 }

@@ -175,10 +175,7 @@ impl EntraState {
         if grant == "client_credentials" {
             let resource = self.client_credentials_resource(scope)?;
             // The application permissions admin-consented for this app registration.
-            let roles: Vec<String> = crate::roles::app_permissions(&client_id)
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let roles = self.app_permissions(&client_id);
             let claims = self
                 .minter
                 .graph_claims(None, &roles, &resource, lifetime, appidacr);
