@@ -25,9 +25,9 @@ pub struct SandboxArgs {
     /// `sandbox token`: mint a caller token the running sandbox accepts.
     #[command(subcommand)]
     pub command: Option<SandboxCommand>,
-    /// Port of the gateway (0 = a free port).
-    #[arg(long, default_value_t = 8080)]
-    pub gateway_port: u16,
+    /// Port of the gateway (0 = a free port) [default: from PHOTO_GATEWAY_LISTEN_ADDR, else 8080].
+    #[arg(long)]
+    pub gateway_port: Option<u16>,
     /// Port of the Entra emulator (0 = a free port).
     #[arg(long, default_value_t = 0)]
     pub entra_port: u16,
@@ -84,6 +84,107 @@ pub struct SandboxTokenArgs {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The emulator wiring: settings the sandbox always makes itself (tenant, app, authority, Graph,
+/// credentials, CA). From the environment they would point the gateway away from its emulators,
+/// so there they are ignored (and blanked, so a `PHOTO_GATEWAY_CONFIG_FILE` cannot supply them).
+pub const WIRING_KEYS: [&str; 13] = [
+    "TENANT_ID",
+    "CLIENT_ID",
+    "APP_ID_URI",
+    "AUTHORITY_HOST",
+    "GRAPH_BASE_URL",
+    "GRAPH_SCOPE_RESOURCE",
+    "ISSUERS",
+    "CA_BUNDLE_FILE",
+    "CLIENT_SECRET",
+    "CLIENT_SECRET_FILE",
+    "CLIENT_CERTIFICATE_FILE",
+    "CLIENT_CERTIFICATE_KEY_FILE",
+    "FEDERATED_TOKEN_FILE",
+];
+
+/// The sandbox's `PHOTO_GATEWAY_*` variables: what it applies and what it ignores (names only in
+/// the ready file: a value may hold a credential, e.g. a connection string).
+#[derive(Debug, Default, PartialEq)]
+pub struct EnvSettings {
+    /// Applied over the sandbox's own defaults, sorted by name.
+    pub applied: Vec<(String, String)>,
+    /// Emulator wiring found in the environment and ignored, sorted.
+    pub ignored: Vec<String>,
+}
+
+impl EnvSettings {
+    /// Splits an environment: `PHOTO_GATEWAY_*` variables other than the wiring are applied;
+    /// anything else (`AZURE_*` included) is not the gateway's business here.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> EnvSettings {
+        let mut out = EnvSettings::default();
+        for (k, v) in vars {
+            let Some(key) = k.strip_prefix("PHOTO_GATEWAY_") else {
+                continue;
+            };
+            if WIRING_KEYS.contains(&key) {
+                out.ignored.push(k);
+            } else {
+                out.applied.push((k, v));
+            }
+        }
+        out.applied.sort();
+        out.ignored.sort();
+        out
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.applied
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// The gateway's variables: the emulators' wiring, then the sandbox's defaults (loopback
+    /// listeners, the demo client's policy), then these settings over the defaults; wiring the
+    /// emulators do not set is blanked.
+    pub fn gateway_vars(
+        &self,
+        wiring: Vec<(String, String)>,
+        gateway_port: Option<u16>,
+    ) -> Vec<(String, String)> {
+        let listen = match (gateway_port, self.get("PHOTO_GATEWAY_LISTEN_ADDR")) {
+            (Some(port), _) => format!("127.0.0.1:{port}"),
+            (None, Some(addr)) => addr.to_string(),
+            (None, None) => "127.0.0.1:8080".to_string(),
+        };
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: String| {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v));
+        };
+        for (k, v) in self.applied.iter().cloned() {
+            set(&k, v);
+        }
+        set("PHOTO_GATEWAY_LISTEN_ADDR", listen);
+        if self.get("PHOTO_GATEWAY_METRICS_ADDR").is_none() {
+            // A free loopback port, so several sandboxes can run.
+            set("PHOTO_GATEWAY_METRICS_ADDR", "127.0.0.1:0".to_string());
+        }
+        for key in WIRING_KEYS {
+            set(&format!("PHOTO_GATEWAY_{key}"), String::new());
+        }
+        let overridden: Vec<String> = self.applied.iter().map(|(k, _)| k.clone()).collect();
+        for (k, v) in wiring {
+            // The emulators' own defaults (the demo client's caller policy) yield to settings;
+            // their wiring never does.
+            let is_wiring = k
+                .strip_prefix("PHOTO_GATEWAY_")
+                .is_some_and(|key| WIRING_KEYS.contains(&key));
+            if is_wiring || !overridden.contains(&k) {
+                set(&k, v);
+            }
+        }
+        vars
+    }
+}
+
 fn default_state_dir() -> PathBuf {
     std::env::temp_dir().join("photo-gateway-sandbox")
 }
@@ -108,25 +209,22 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
         &sample,
         &sample_jpeg(648, 648, "photo-gateway sandbox sample"),
     )?;
-    let listen = format!("127.0.0.1:{}", args.gateway_port);
-
-    // Everything binds loopback, metrics included (a free port, so several sandboxes can run).
-    let local_vars = [
-        ("PHOTO_GATEWAY_LISTEN_ADDR".to_string(), listen),
-        (
-            "PHOTO_GATEWAY_METRICS_ADDR".to_string(),
-            "127.0.0.1:0".to_string(),
-        ),
-    ];
 
     if args.emulators_only {
+        // Everything binds loopback, metrics included (a free port, so several sandboxes can run).
         let mut env = emus.gateway_env();
-        env.extend(local_vars);
-        env.extend(image_vars());
+        env.push((
+            "PHOTO_GATEWAY_LISTEN_ADDR".to_string(),
+            format!("127.0.0.1:{}", args.gateway_port.unwrap_or(8080)),
+        ));
+        env.push((
+            "PHOTO_GATEWAY_METRICS_ADDR".to_string(),
+            "127.0.0.1:0".to_string(),
+        ));
         let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let env_file = state_dir.join("gateway.env");
         write_private(&env_file, text.as_bytes())?;
-        let ready = ready_json(&emus, None);
+        let ready = ready_json(&emus, None, &sample, None);
         print_banner(&emus, None, &ready, &sample, Some(&env_file));
         if let Some(path) = &args.ready_file {
             write_atomically(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
@@ -135,10 +233,26 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
 
-    let mut vars = emus.gateway_env();
-    vars.extend(local_vars);
-    vars.extend(image_vars());
-    let config = Config::from_vars(vars)?;
+    // Any setting can be tried in the sandbox: PHOTO_GATEWAY_* from its environment, except the
+    // emulator wiring.
+    let settings = EnvSettings::from_vars(std::env::vars());
+    if !settings.ignored.is_empty() {
+        eprintln!(
+            "photo-gateway sandbox: ignoring {} (the sandbox wires these to its emulators)",
+            settings.ignored.join(", ")
+        );
+    }
+    let config = Config::from_vars(settings.gateway_vars(emus.gateway_env(), args.gateway_port))?;
+    // The gateway's logs go to stderr (stdout has the banner) when asked for.
+    let _telemetry = (settings.get("PHOTO_GATEWAY_LOG_LEVEL").is_some()
+        || settings.get("PHOTO_GATEWAY_LOG_FORMAT").is_some())
+    .then(|| {
+        crate::telemetry::init(
+            config.telemetry.log_format,
+            &config.telemetry.log_level,
+            std::io::stderr,
+        )
+    });
     let app = crate::Application::build(config).await?;
     let gateway_url = format!("http://127.0.0.1:{}", app.port());
     let server = app.run_until_stopped();
@@ -150,7 +264,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
         }
         ready = wait_ready(&gateway_url) => ready?,
     }
-    let ready = ready_json(&emus, Some(&gateway_url));
+    let ready = ready_json(&emus, Some(&gateway_url), &sample, Some(&settings));
     print_banner(&emus, Some(&gateway_url), &ready, &sample, None);
     if let Some(path) = &args.ready_file {
         write_atomically(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
@@ -191,7 +305,12 @@ fn demo_tokens(emus: &Emulators) -> (String, String) {
 }
 
 /// The `--ready-file` document.
-fn ready_json(emus: &Emulators, gateway_url: Option<&str>) -> Value {
+fn ready_json(
+    emus: &Emulators,
+    gateway_url: Option<&str>,
+    sample: &Path,
+    settings: Option<&EnvSettings>,
+) -> Value {
     let d = emus.directory();
     let (token, graph_token) = demo_tokens(emus);
     let env: serde_json::Map<String, Value> = emus
@@ -211,9 +330,15 @@ fn ready_json(emus: &Emulators, gateway_url: Option<&str>) -> Value {
         "users": d.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.user_principal_name})).collect::<Vec<_>>(),
         "groups": d.groups.iter().map(|g| json!({"id": g.id, "displayName": g.display_name})).collect::<Vec<_>>(),
         "contacts": d.contacts.iter().map(|c| json!({"user": c.user, "folder": c.folder, "id": c.id})).collect::<Vec<_>>(),
+        "teams": photo_gateway_emulators::teams::seeded_teams(),
     });
     if let Some(url) = gateway_url {
         v["gateway_url"] = json!(url);
+    }
+    v["sample_file"] = json!(sample.display().to_string());
+    if let Some(s) = settings {
+        v["env_applied"] = json!(s.applied.iter().map(|(k, _)| k).collect::<Vec<_>>());
+        v["env_ignored"] = json!(s.ignored);
     }
     v
 }
@@ -329,10 +454,100 @@ async fn mint_remote(
         .ok_or_else(|| "the emulator answered without access_token".into())
 }
 
-/// The image stage's settings from this process's environment (`PHOTO_GATEWAY_IMAGE_*`), so a
-/// sandbox can run in another mode (the API checks run it in `passthrough`).
-fn image_vars() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("PHOTO_GATEWAY_IMAGE_"))
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn value<'a>(vars: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        let found: Vec<&str> = vars
+            .iter()
+            .filter(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(found.len() <= 1, "{k} set twice");
+        found.first().copied()
+    }
+
+    #[test]
+    fn settings_apply_over_defaults_but_never_over_the_wiring() {
+        let settings = EnvSettings::from_vars(pairs(&[
+            ("PHOTO_GATEWAY_MAX_PHOTO_BYTES", "1000"),
+            ("PHOTO_GATEWAY_CALLER_POLICY", "app=users"),
+            (
+                "PHOTO_GATEWAY_GRAPH_BASE_URL",
+                "https://graph.microsoft.com",
+            ),
+            ("PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE", "/etc/cert.pem"),
+            ("PHOTO_GATEWAY_METRICS_ADDR", "off"),
+            ("PHOTO_GATEWAY_LISTEN_ADDR", "127.0.0.1:9999"),
+            ("AZURE_CLIENT_ID", "x"),
+            ("HOME", "/root"),
+        ]));
+        assert_eq!(
+            settings.ignored,
+            [
+                "PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE",
+                "PHOTO_GATEWAY_GRAPH_BASE_URL"
+            ]
+        );
+        let wiring = pairs(&[
+            ("PHOTO_GATEWAY_GRAPH_BASE_URL", "https://127.0.0.1:1"),
+            ("PHOTO_GATEWAY_CLIENT_SECRET", "s"),
+            ("PHOTO_GATEWAY_CALLER_POLICY", "demo=users,groups,contacts"),
+        ]);
+        let vars = settings.gateway_vars(wiring.clone(), None);
+        assert_eq!(value(&vars, "PHOTO_GATEWAY_MAX_PHOTO_BYTES"), Some("1000"));
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_CALLER_POLICY"),
+            Some("app=users")
+        );
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_GRAPH_BASE_URL"),
+            Some("https://127.0.0.1:1")
+        );
+        assert_eq!(value(&vars, "PHOTO_GATEWAY_CLIENT_SECRET"), Some("s"));
+        // Wiring the emulators leave unset is blanked, so no file can supply it.
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_CLIENT_CERTIFICATE_FILE"),
+            Some("")
+        );
+        assert_eq!(value(&vars, "PHOTO_GATEWAY_METRICS_ADDR"), Some("off"));
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_LISTEN_ADDR"),
+            Some("127.0.0.1:9999")
+        );
+        assert!(value(&vars, "AZURE_CLIENT_ID").is_none());
+        // --gateway-port wins over the environment's listener.
+        let vars = settings.gateway_vars(wiring, Some(0));
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_LISTEN_ADDR"),
+            Some("127.0.0.1:0")
+        );
+    }
+
+    #[test]
+    fn without_settings_the_sandbox_defaults_stay() {
+        let vars = EnvSettings::default().gateway_vars(
+            pairs(&[("PHOTO_GATEWAY_CALLER_POLICY", "demo=users")]),
+            None,
+        );
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_LISTEN_ADDR"),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_METRICS_ADDR"),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(
+            value(&vars, "PHOTO_GATEWAY_CALLER_POLICY"),
+            Some("demo=users")
+        );
+    }
 }

@@ -26,6 +26,10 @@
 //! | contact of Adele (default folder) | `AAMkADSandboxContact0002AAA=` | Diego Siciliani |
 //! | contact of Adele (Suppliers) | `AAMkADSandboxContact0003AAA=` | Contoso Supplies Ltd |
 //! | contact of Megan (default folder) | `AAMkADSandboxContact0004AAA=` | Johanna Lorenz |
+//! | team (of the group Sales and Marketing) | `2e4c6a80-0000-4b3d-9e21-000000000201` | Sales and Marketing |
+//!
+//! Directory roles ([`roles`]): Adele User Administrator, Megan Global Administrator, photo.admin
+//! People Administrator; Lee Gu, the guest and `loaduser{i}` are plain users.
 //!
 //! Plus `extra_users` generated users `loaduser{i}@contoso.onmicrosoft.com` (i from 1), whose ids
 //! are stable across runs. The control API and the in-process API are described in `SANDBOX.md`.
@@ -39,8 +43,10 @@ mod jpeg;
 mod jwt;
 mod keys;
 pub mod samples;
+pub mod roles;
 mod server;
 pub mod state;
+pub mod teams;
 mod tls;
 mod util;
 
@@ -55,8 +61,9 @@ pub use directory::{
     GUEST_USER_UPN, Group, NO_MAILBOX_USER_ID, NO_MAILBOX_USER_UPN, TENANT_DOMAIN, TENANT_ID, User,
 };
 pub use entra::{
-    CONSENTED_SCOPES, CallerTokenSpec, ClientCertificate, DEFAULT_FEDERATED_SUBJECT, EntraCounters,
-    EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE, TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
+    CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, CallerTokenSpec, ClientCertificate,
+    DEFAULT_FEDERATED_SUBJECT, EntraCounters, EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE,
+    TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
 };
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use graph::{
@@ -280,6 +287,11 @@ impl Emulators {
     /// Mints a Graph token for `user` with these scope names (e.g. `User.ReadWrite`).
     pub fn graph_token(&self, user: &str, scopes: &[&str]) -> String {
         self.entra.graph_token(user, scopes)
+    }
+
+    /// Mints an app-only Graph token (client credentials) with these application permissions as `roles`.
+    pub fn graph_app_token(&self, roles: &[&str]) -> String {
+        self.entra.graph_app_token(roles)
     }
 
     /// Signs arbitrary claims with the current Entra key (`header.kid` defaults to the current kid).

@@ -829,7 +829,7 @@ async fn obo_answers_like_entra_and_its_graph_token_works_on_graph() {
         .to_owned();
     assert_eq!(
         scp,
-        "User.ReadWrite User.ReadWrite.All Group.ReadWrite.All Contacts.ReadWrite ProfilePhoto.ReadWrite.All"
+        "User.ReadWrite User.ReadWrite.All Group.ReadWrite.All Contacts.ReadWrite ProfilePhoto.ReadWrite.All TeamSettings.ReadWrite.All Team.ReadBasic.All"
     );
 
     // Short-lived tokens on demand.
@@ -847,6 +847,130 @@ async fn obo_answers_like_entra_and_its_graph_token_works_on_graph() {
     assert_eq!(counters.by_scope.get(&scope), Some(&2));
     assert_eq!(counters.by_user.get(DEMO_USER_UPN), Some(&3));
     assert_eq!(counters.by_status.get(&200), Some(&3));
+}
+
+/// What a real MSAL client needs from an On-Behalf-Of answer, as Entra gives it: `client_info`
+/// (its cache's account key) only when asked for, a `refresh_token`, and a signed `id_token` for
+/// the calling app when `openid` is in the scope.
+#[tokio::test]
+async fn obo_answer_carries_client_info_refresh_and_id_tokens_as_msal_needs() {
+    use base64::Engine as _;
+    let emus = start().await;
+    let g = emus.graph_url();
+    let assertion = emus.caller_token(&CallerTokenSpec::for_user(DEMO_USER_UPN));
+
+    // Without client_info=1 and openid: no client_info, no id_token; a refresh token all the same.
+    let scope = format!("{g}/User.ReadWrite");
+    let (status, body) = token_request(
+        &emus,
+        &with_secret(obo_form(&assertion, &scope), GATEWAY_CLIENT_SECRET),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("client_info").is_none(), "{body}");
+    assert!(body.get("id_token").is_none(), "{body}");
+    assert!(
+        body["refresh_token"].as_str().is_some_and(|r| r.len() > 20),
+        "{body}"
+    );
+
+    // As msal-node asks: client_info=1 and the OIDC scopes next to the Graph one.
+    let mut form = with_secret(
+        obo_form(
+            &assertion,
+            &format!("{scope} openid profile offline_access"),
+        ),
+        GATEWAY_CLIENT_SECRET,
+    );
+    form.push(("client_info", "1".into()));
+    form.push(("nonce", "n-0S6_WzA2Mj".into()));
+    let (status, body) = token_request(&emus, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], scope.as_str(), "OIDC scopes are not echoed");
+    let info: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body["client_info"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        info,
+        json!({"uid": DEMO_USER_ID, "utid": emus.tenant_id()}),
+        "{body}"
+    );
+    let second = token_request(&emus, &form).await.1;
+    assert_ne!(
+        second["refresh_token"], body["refresh_token"],
+        "refresh tokens are not reused"
+    );
+
+    // The id_token: signed by the tenant's published key, for the calling app.
+    let id_token = body["id_token"].as_str().unwrap();
+    let c = client(&emus);
+    let jwks: jsonwebtoken::jwk::JwkSet = c
+        .get(format!(
+            "{}/{}/discovery/v2.0/keys",
+            emus.entra_url(),
+            emus.tenant_id()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(id_token).unwrap().kid.unwrap();
+    let jwk = jwks.find(&kid).expect("id_token key is in the JWKS");
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+    validation.set_audience(&[GATEWAY_CLIENT_ID]);
+    validation.set_issuer(&[format!("{}/{}/v2.0", emus.entra_url(), emus.tenant_id())]);
+    let claims = jsonwebtoken::decode::<Value>(
+        id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("a valid id_token")
+    .claims;
+    assert_eq!(claims["oid"], DEMO_USER_ID, "{claims}");
+    assert_eq!(claims["tid"], emus.tenant_id(), "{claims}");
+    assert_eq!(claims["preferred_username"], DEMO_USER_UPN, "{claims}");
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj", "{claims}");
+    assert_eq!(claims["ver"], "2.0", "{claims}");
+    assert!(
+        claims["sub"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s != DEMO_USER_ID),
+        "pairwise sub: {claims}"
+    );
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert!(exp > iat, "{claims}");
+    assert!(
+        claims.get("scp").is_none(),
+        "an id_token is no access token"
+    );
+
+    // client_info=0 or anything else: none.
+    let mut form = with_secret(obo_form(&assertion, &scope), GATEWAY_CLIENT_SECRET);
+    form.push(("client_info", "0".into()));
+    let body = token_request(&emus, &form).await.1;
+    assert!(body.get("client_info").is_none(), "{body}");
+
+    // Client credentials: no user, so no client_info, id_token or refresh token.
+    let mut form = vec![
+        ("grant_type", "client_credentials".to_string()),
+        ("client_id", GATEWAY_CLIENT_ID.into()),
+        ("client_secret", GATEWAY_CLIENT_SECRET.into()),
+        ("scope", "https://graph.microsoft.com/.default".into()),
+    ];
+    form.push(("client_info", "1".into()));
+    let (status, body) = token_request(&emus, &form).await;
+    assert_eq!(status, 200, "{body}");
+    for field in ["client_info", "id_token", "refresh_token"] {
+        assert!(body.get(field).is_none(), "{field} in {body}");
+    }
 }
 
 #[tokio::test]

@@ -20,21 +20,29 @@ use crate::service::UploadReceipt;
         description = "Sets Microsoft 365 profile photos (users, groups, contacts) on behalf of the signed-in user. \
 Paths mirror Microsoft Graph's `…/photo/$value` update paths: switch from Graph by changing the base URL and the token audience. \
 Every failure is `application/problem+json` (RFC 9457) with a stable `code` and the `requestId`.",
-        license(name = "MIT")
+        license(name = "MIT", identifier = "MIT")
     ),
+    servers((url = "/", description = "This gateway")),
     paths(
-        photo::me_photo,
-        photo::user_photo,
-        photo::group_photo,
-        photo::my_contact_photo,
-        photo::user_contact_photo,
-        photo::my_folder_contact_photo,
-        photo::user_folder_contact_photo,
+        photo::replace_my_photo,
+        photo::update_my_photo,
+        photo::replace_user_photo,
+        photo::update_user_photo,
+        photo::replace_group_photo,
+        photo::update_group_photo,
+        photo::replace_my_contact_photo,
+        photo::update_my_contact_photo,
+        photo::replace_user_contact_photo,
+        photo::update_user_contact_photo,
+        photo::replace_my_folder_contact_photo,
+        photo::update_my_folder_contact_photo,
+        photo::replace_user_folder_contact_photo,
+        photo::update_user_folder_contact_photo,
         health::healthz,
         health::readyz,
     ),
     components(schemas(UploadReceipt, Problem, GraphErrorInfo, photo::PhotoForm, photo::JpegBytes, health::Health)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &OpenProbes),
     tags(
         (name = "photos", description = "Profile photo updates, forwarded to Microsoft Graph"),
         (name = "health", description = "Probes")
@@ -53,6 +61,25 @@ impl Modify for BearerScheme {
             "An Entra ID access token issued for this gateway's app registration (audience = its client id or App ID URI), for a signed-in user, with the gateway's delegated scope.".into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// The probes need no token: `security: []` overrides any document-wide requirement and tells
+/// linters and generated clients so explicitly.
+struct OpenProbes;
+
+impl Modify for OpenProbes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for path in ["/healthz", "/readyz"] {
+            if let Some(op) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.get.as_mut())
+            {
+                op.security = Some(Vec::new());
+            }
+        }
     }
 }
 
@@ -84,4 +111,58 @@ pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header(("Location", "/docs/"))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(&super::openapi_pretty_json()).unwrap_or_default()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                ops.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
+    /// Generated clients name methods by operationId and keep one of two that share it.
+    #[test]
+    fn every_operation_has_its_own_operation_id() {
+        let doc = doc();
+        let ops = operations(&doc);
+        assert!(ops.len() >= 16, "7 paths × PUT/PATCH + 2 probes");
+        let mut seen = HashSet::new();
+        for (path, method, op) in &ops {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(seen.insert(id.to_string()), "{id} twice ({method} {path})");
+        }
+        let me = &doc["paths"]["/v1.0/me/photo/$value"];
+        assert_eq!(me["put"]["operationId"], "replaceMyPhoto");
+        assert_eq!(me["patch"]["operationId"], "updateMyPhoto");
+    }
+
+    /// The probes say they need no token; every photo operation needs the bearer token; the
+    /// server is this gateway, relative to where the document is served.
+    #[test]
+    fn probes_are_open_photo_operations_need_the_bearer_and_the_server_is_relative() {
+        let doc = doc();
+        for (path, method, op) in operations(&doc) {
+            let expected = if path == "/healthz" || path == "/readyz" {
+                serde_json::json!([])
+            } else {
+                serde_json::json!([{"bearer": []}])
+            };
+            assert_eq!(op["security"], expected, "{method} {path}");
+        }
+        assert_eq!(doc["servers"][0]["url"], "/");
+    }
 }

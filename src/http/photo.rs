@@ -153,16 +153,23 @@ pub struct PhotoForm {
 #[schema(value_type = String, format = Binary)]
 pub struct JpegBytes(pub Vec<u8>);
 
-/// Declares the OpenAPI operation for one Graph path (PUT and PATCH share it).
+/// Declares the OpenAPI operations for one Graph path: PUT and PATCH, each with its own
+/// `operationId` (`replace…` / `update…`), since generated clients key methods by it and keep
+/// only one of two that share an id.
 macro_rules! photo_operation {
-    ($fn_name:ident, $path:literal, $summary:literal, [$( ($pname:literal, $pdesc:literal) ),*]) => {
+    ($put_fn:ident = $put_id:literal, $patch_fn:ident = $patch_id:literal, $path:literal, $summary:literal, $params:tt) => {
+        photo_operation!(@one put, $put_fn, $put_id, $path, $summary, $params);
+        photo_operation!(@one patch, $patch_fn, $patch_id, $path, $summary, $params);
+    };
+    (@one $method:ident, $fn_name:ident, $op_id:literal, $path:literal, $summary:literal, [$( ($pname:literal, $pdesc:literal) ),*]) => {
         #[utoipa::path(
-            method(put, patch),
+            $method,
             path = $path,
+            operation_id = $op_id,
             tag = "photos",
             summary = $summary,
             description = "Sets the photo exactly as Graph's `PUT|PATCH …/photo/$value` does, on behalf of the signed-in user. \
-The method is forwarded as received. Segment names are case-insensitive and `%24value` equals `$value`. \
+PUT and PATCH behave the same; the method is forwarded as received. Segment names are case-insensitive and `%24value` equals `$value`. \
 Send `multipart/form-data` with one file part named `photo`, or the raw image bytes as `image/*` or `application/octet-stream`. \
 The photo may be a JPEG, PNG, WebP or GIF (first frame), recognised by its bytes (the declared type is never trusted), smaller than 4,194,304 bytes (configurable); \
 anything else is refused with 415. A JPEG's structure is checked as it arrives (a corrupt or truncated one: 422 `image-unreadable`). \
@@ -203,13 +210,15 @@ the quality, then the size, is lowered until it fits, else 422 `image-not-fittab
 }
 
 photo_operation!(
-    me_photo,
+    replace_my_photo = "replaceMyPhoto",
+    update_my_photo = "updateMyPhoto",
     "/v1.0/me/photo/$value",
     "Set the signed-in user's photo",
     []
 );
 photo_operation!(
-    user_photo,
+    replace_user_photo = "replaceUserPhoto",
+    update_user_photo = "updateUserPhoto",
     "/v1.0/users/{user}/photo/$value",
     "Set a user's photo",
     [(
@@ -218,19 +227,22 @@ photo_operation!(
     )]
 );
 photo_operation!(
-    group_photo,
+    replace_group_photo = "replaceGroupPhoto",
+    update_group_photo = "updateGroupPhoto",
     "/v1.0/groups/{group}/photo/$value",
     "Set a group's photo",
     [("group", "Group object id")]
 );
 photo_operation!(
-    my_contact_photo,
+    replace_my_contact_photo = "replaceMyContactPhoto",
+    update_my_contact_photo = "updateMyContactPhoto",
     "/v1.0/me/contacts/{contact}/photo/$value",
     "Set a photo of one of the signed-in user's contacts",
     [("contact", "Contact id")]
 );
 photo_operation!(
-    user_contact_photo,
+    replace_user_contact_photo = "replaceUserContactPhoto",
+    update_user_contact_photo = "updateUserContactPhoto",
     "/v1.0/users/{user}/contacts/{contact}/photo/$value",
     "Set a photo of a user's contact",
     [
@@ -239,13 +251,15 @@ photo_operation!(
     ]
 );
 photo_operation!(
-    my_folder_contact_photo,
+    replace_my_folder_contact_photo = "replaceMyFolderContactPhoto",
+    update_my_folder_contact_photo = "updateMyFolderContactPhoto",
     "/v1.0/me/contactfolders/{folder}/contacts/{contact}/photo/$value",
     "Set a photo of a contact in one of the signed-in user's contact folders",
     [("folder", "Contact folder id"), ("contact", "Contact id")]
 );
 photo_operation!(
-    user_folder_contact_photo,
+    replace_user_folder_contact_photo = "replaceUserFolderContactPhoto",
+    update_user_folder_contact_photo = "updateUserFolderContactPhoto",
     "/v1.0/users/{user}/contactfolders/{folder}/contacts/{contact}/photo/$value",
     "Set a photo of a contact in a user's contact folder",
     [

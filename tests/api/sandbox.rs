@@ -30,6 +30,11 @@ impl Drop for Sandbox {
 }
 
 async fn start_sandbox(extra: &[&str]) -> Sandbox {
+    start_sandbox_with_env(extra, &[]).await
+}
+
+/// The sandbox with these variables added to its environment.
+async fn start_sandbox_with_env(extra: &[&str], env: &[(&str, &str)]) -> Sandbox {
     let dir = std::env::temp_dir().join(format!(
         "photo-gateway-sandbox-test-{}",
         uuid::Uuid::new_v4().simple()
@@ -46,6 +51,7 @@ async fn start_sandbox(extra: &[&str]) -> Sandbox {
         // The sandbox's gateway reads PHOTO_GATEWAY_IMAGE_* from its environment: these flows
         // check that Graph holds the bytes sent, as they did before the image stage.
         .envs(crate::support::PASSTHROUGH_ENV)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -94,15 +100,23 @@ async fn readme_flow_uploads_through_the_gateway_and_reads_back_from_graph() {
             "contacts",
             "demo_user",
             "entra_url",
+            "env_applied",
+            "env_ignored",
             "gateway_env",
             "gateway_url",
             "graph_token",
             "graph_url",
             "groups",
+            "sample_file",
+            "teams",
             "tenant_id",
             "token",
             "users"
         ]
+    );
+    assert_eq!(
+        r["teams"],
+        serde_json::json!([{"id": photo_gateway_emulators::teams::TEAM_ID, "displayName": "Sales and Marketing"}])
     );
     assert!(
         exp_in(r["token"].as_str().unwrap()) >= 3600,
@@ -278,4 +292,55 @@ async fn emulators_only_writes_the_gateway_configuration() {
             sb.ready["tenant_id"].as_str().unwrap()
         )
     );
+}
+
+/// Any setting can be tried in the sandbox: `PHOTO_GATEWAY_*` from its environment applies (here a
+/// photo size limit), except the emulator wiring, which it ignores and names.
+#[tokio::test]
+async fn sandbox_applies_settings_from_its_environment_but_keeps_its_wiring() {
+    // The limit is exclusive: the sandbox's sample (the same generator) is one byte too large.
+    let limit = sample_jpeg(648, 648, "photo-gateway sandbox sample").len();
+    let limit_var = limit.to_string();
+    let sb = start_sandbox_with_env(
+        &[],
+        &[
+            ("PHOTO_GATEWAY_MAX_PHOTO_BYTES", limit_var.as_str()),
+            ("PHOTO_GATEWAY_GRAPH_BASE_URL", "https://graph.invalid"),
+            ("PHOTO_GATEWAY_CLIENT_SECRET", "not-the-emulators-secret"),
+        ],
+    )
+    .await;
+    let r = &sb.ready;
+    assert_eq!(
+        r["env_applied"],
+        serde_json::json!(["PHOTO_GATEWAY_MAX_PHOTO_BYTES"])
+    );
+    assert_eq!(
+        r["env_ignored"],
+        serde_json::json!([
+            "PHOTO_GATEWAY_CLIENT_SECRET",
+            "PHOTO_GATEWAY_GRAPH_BASE_URL"
+        ])
+    );
+    let gateway = r["gateway_url"].as_str().unwrap();
+    let token = r["token"].as_str().unwrap();
+    let sample = std::fs::read(r["sample_file"].as_str().unwrap()).unwrap();
+    assert_eq!(sample.len(), limit, "the sample is at the limit set by env");
+    let put = |body: Vec<u8>| {
+        reqwest::Client::new()
+            .put(format!("{gateway}{ME}"))
+            .bearer_auth(token)
+            .header("content-type", "image/jpeg")
+            .body(body)
+            .send()
+    };
+    let big = put(sample).await.unwrap();
+    assert_eq!(big.status(), 413);
+    let problem: Value = big.json().await.unwrap();
+    assert_eq!(problem["code"], "photo-too-large", "{problem}");
+    // Under the limit it goes through: Graph and the credentials are still the emulators'.
+    let small = sample_jpeg(8, 8, "env");
+    assert!(small.len() < limit);
+    let ok = put(small).await.unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
 }

@@ -61,17 +61,34 @@ impl ControlApi for EntraState {
             (&Method::POST, ["graph-tokens"]) => {
                 #[derive(Deserialize)]
                 struct Req {
-                    user: String,
+                    user: Option<String>,
+                    #[serde(default)]
                     scopes: Vec<String>,
+                    /// Application permissions: an app-only token (no user).
+                    roles: Option<Vec<String>>,
                 }
                 match parse_control::<Req>(body) {
-                    Ok(r) => {
-                        let scopes: Vec<&str> = r.scopes.iter().map(String::as_str).collect();
+                    Ok(Req {
+                        roles: Some(roles), ..
+                    }) => {
+                        let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
                         json(
                             StatusCode::OK,
-                            &json!({"access_token": self.graph_token(&r.user, &scopes)}),
+                            &json!({"access_token": self.graph_app_token(&roles)}),
                         )
                     }
+                    Ok(Req {
+                        user: Some(user),
+                        scopes,
+                        ..
+                    }) => {
+                        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                        json(
+                            StatusCode::OK,
+                            &json!({"access_token": self.graph_token(&user, &scopes)}),
+                        )
+                    }
+                    Ok(_) => bad_request("`user` (with `scopes`) or `roles` is required"),
                     Err(e) => bad_request(&e),
                 }
             }
@@ -111,6 +128,19 @@ impl ControlApi for EntraState {
                     Err(e) => bad_request(&e),
                 }
             }
+            (&Method::PUT, ["app-permissions"]) => {
+                #[derive(Deserialize)]
+                struct Req {
+                    roles: Vec<String>,
+                }
+                match parse_control::<Req>(body) {
+                    Ok(r) => {
+                        self.set_app_permissions(Some(r.roles));
+                        empty(StatusCode::NO_CONTENT)
+                    }
+                    Err(e) => bad_request(&e),
+                }
+            }
             (&Method::PUT, ["token-lifetime"]) => {
                 #[derive(Deserialize)]
                 struct Req {
@@ -130,6 +160,7 @@ impl ControlApi for EntraState {
     fn reset(&self) {
         *lock(&self.counters) = EntraCounters::default();
         write(&self.user_errors).clear();
+        self.set_app_permissions(None);
         self.set_lifetime(self.default_lifetime);
     }
 }

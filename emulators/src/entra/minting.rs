@@ -214,6 +214,41 @@ impl Minter {
         Value::Object(c)
     }
 
+    /// Claims of an ID token (v2) for `who`, issued to `client_id`: what Entra returns as
+    /// `id_token` when a token request's scope has `openid`.
+    pub(crate) fn id_token_claims(
+        &self,
+        who: &Principal,
+        client_id: &str,
+        nonce: Option<&str>,
+        lifetime: i64,
+    ) -> Value {
+        let now = now_secs();
+        let mut c = Map::new();
+        c.insert("aud".into(), json!(client_id));
+        c.insert("iss".into(), json!(self.issuer_v2()));
+        c.insert("iat".into(), json!(now));
+        c.insert("nbf".into(), json!(now));
+        c.insert("exp".into(), json!(now + lifetime));
+        // Pairwise, like Entra's: the same user has a different `sub` for each app.
+        c.insert(
+            "sub".into(),
+            json!(b64url(&sha256(
+                format!("{}:{client_id}", who.oid).as_bytes()
+            ))),
+        );
+        c.insert("oid".into(), json!(who.oid));
+        c.insert("tid".into(), json!(self.tenant_id));
+        c.insert("preferred_username".into(), json!(who.upn));
+        c.insert("name".into(), json!(who.name));
+        c.insert("ver".into(), json!("2.0"));
+        c.insert("uti".into(), json!(b64url(uuid::Uuid::new_v4().as_bytes())));
+        if let Some(n) = nonce {
+            c.insert("nonce".into(), json!(n));
+        }
+        Value::Object(c)
+    }
+
     /// Claims of a Graph access token (v1 style, as Entra issues for Graph).
     pub(crate) fn graph_claims(
         &self,
@@ -246,6 +281,8 @@ impl Minter {
                 c.insert("unique_name".into(), json!(p.upn));
                 c.insert("name".into(), json!(p.name));
                 c.insert("scp".into(), json!(scp_or_roles.join(" ")));
+                // The user's directory roles, as Entra writes them into delegated tokens.
+                c.insert("wids".into(), json!(crate::roles::wids_of(&p.oid)));
             }
             None => {
                 let sp = stable_guid(&format!("sp:{}", self.client_id));
@@ -270,6 +307,15 @@ impl EntraState {
     pub(super) fn graph_token(&self, user: &str, scopes: &[&str]) -> String {
         let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
         self.graph_token_with_ttl(user, scopes, lifetime)
+    }
+
+    pub(super) fn graph_app_token(&self, roles: &[&str]) -> String {
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
+        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+        let claims = self
+            .minter
+            .graph_claims(None, &roles, &self.graph_url, lifetime, "1");
+        self.keys.get().current.sign(&claims)
     }
 
     pub(super) fn graph_token_with_ttl(

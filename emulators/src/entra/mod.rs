@@ -21,7 +21,7 @@ use serde_json::Value;
 pub use client_auth::{ClientCertificate, DEFAULT_FEDERATED_SUBJECT, TOKEN_EXCHANGE_AUDIENCE};
 pub use minting::CallerTokenSpec;
 pub(crate) use minting::Minter;
-pub use scopes::{CONSENTED_SCOPES, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE};
+pub use scopes::{CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE};
 
 use crate::control::FaultControl;
 use crate::directory::Directory;
@@ -71,6 +71,8 @@ pub(crate) struct EntraState {
     token_lifetime: AtomicU64,
     default_lifetime: u64,
     user_errors: RwLock<HashMap<String, TokenErrorKind>>,
+    /// The gateway app's granted application permissions when a test changed them (else the seed's).
+    app_permissions: RwLock<Option<Vec<String>>>,
     counters: Mutex<EntraCounters>,
     /// Where `sandbox token` finds the current key; rewritten on rotation.
     pub state_file: Option<std::path::PathBuf>,
@@ -109,6 +111,7 @@ impl EntraState {
             token_lifetime: AtomicU64::new(s.token_lifetime),
             default_lifetime: s.token_lifetime,
             user_errors: RwLock::new(HashMap::new()),
+            app_permissions: RwLock::new(None),
             counters: Mutex::new(EntraCounters::default()),
             state_file: s.state_file,
         })
@@ -143,6 +146,22 @@ impl EntraState {
             Some(k) => map.insert(key, k),
             None => map.remove(&key),
         };
+    }
+
+    /// Grants the gateway app these application permissions instead of the seed's; `None` restores them.
+    pub(crate) fn set_app_permissions(&self, roles: Option<Vec<String>>) {
+        *write(&self.app_permissions) = roles;
+    }
+
+    /// The application permissions granted to `client_id` (the `roles` of its client-credentials tokens).
+    pub(crate) fn app_permissions(&self, client_id: &str) -> Vec<String> {
+        let seeded = crate::roles::app_permissions(client_id);
+        if seeded.is_empty() {
+            return Vec::new();
+        }
+        crate::util::read(&self.app_permissions)
+            .clone()
+            .unwrap_or_else(|| seeded.iter().map(|s| s.to_string()).collect())
     }
 
     pub(crate) fn set_lifetime(&self, secs: u64) {
@@ -246,6 +265,12 @@ impl EntraEmulator {
         self.state.graph_token(user, scopes)
     }
 
+    /// Mints an app-only Graph token (as client credentials would) carrying these application
+    /// permissions as `roles`.
+    pub fn graph_app_token(&self, roles: &[&str]) -> String {
+        self.state.graph_app_token(roles)
+    }
+
     /// Like [`EntraEmulator::graph_token`], but valid `ttl_secs` from now whatever the token
     /// lifetime setting (the sandbox prints tokens meant to last a working session).
     pub fn graph_token_with_ttl(&self, user: &str, scopes: &[&str], ttl_secs: i64) -> String {
@@ -276,6 +301,14 @@ impl EntraEmulator {
     /// Generates an RSA certificate and key and registers the certificate for the gateway app.
     pub fn create_client_certificate(&self) -> Result<ClientCertificate, String> {
         self.state.create_certificate()
+    }
+
+    /// Changes the Graph application permissions granted to the gateway app (the `roles` of its
+    /// client-credentials Graph tokens from now on), as an admin granting or revoking consent;
+    /// `reset` restores the seed's ([`crate::roles::GATEWAY_APP_PERMISSIONS`]).
+    pub fn set_app_permissions(&self, roles: &[&str]) {
+        self.state
+            .set_app_permissions(Some(roles.iter().map(|s| s.to_string()).collect()));
     }
 
     /// Sets `expires_in` (and the Graph tokens' lifetime) of new tokens.

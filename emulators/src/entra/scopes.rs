@@ -16,6 +16,9 @@ pub const CONSENTED_SCOPES: [&str; 5] = [
     "Contacts.ReadWrite",
     "ProfilePhoto.ReadWrite.All",
 ];
+/// Graph delegated permissions for team photos, admin-consented for the gateway app too (kept apart
+/// from [`CONSENTED_SCOPES`], the update paths' scopes); `.default` grants them as well.
+pub const CONSENTED_TEAM_SCOPES: [&str; 2] = ["TeamSettings.ReadWrite.All", "Team.ReadBasic.All"];
 /// Graph permissions the emulator knows but the gateway app has no consent for (→ AADSTS65001).
 const KNOWN_UNCONSENTED: [&str; 12] = [
     "User.Read",
@@ -97,13 +100,14 @@ impl EntraState {
             }
             granted.resource = resource.clone();
             if name == ".default" {
-                for c in CONSENTED_SCOPES {
+                for c in CONSENTED_SCOPES.iter().chain(&CONSENTED_TEAM_SCOPES) {
                     granted.add(&resource, c);
                 }
                 continue;
             }
             if let Some(c) = CONSENTED_SCOPES
                 .iter()
+                .chain(&CONSENTED_TEAM_SCOPES)
                 .find(|c| c.eq_ignore_ascii_case(name))
             {
                 granted.add(&resource, c);

@@ -11,10 +11,9 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use super::minting::Principal;
-use super::scopes::CONSENTED_SCOPES;
 use super::{EntraState, TokenErrorKind};
 use crate::jwt::{check_lifetime, unverified_claims, verify_signature};
-use crate::util::{Body, entra_timestamp, guid, json, lock, now_secs, read};
+use crate::util::{Body, b64url, entra_timestamp, guid, json, lock, now_secs, read, sha256};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MFA_CLAIMS: &str = r#"{"access_token":{"capolids":{"essential":true,"values":["5d3f4a2b-0000-4c6e-8f00-00000000ca01"]}}}"#;
@@ -175,11 +174,8 @@ impl EntraState {
         let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
         if grant == "client_credentials" {
             let resource = self.client_credentials_resource(scope)?;
-            let roles: Vec<String> = CONSENTED_SCOPES
-                .iter()
-                .filter(|s| s.ends_with(".All"))
-                .map(|s| s.to_string())
-                .collect();
+            // The application permissions admin-consented for this app registration.
+            let roles = self.app_permissions(&client_id);
             let claims = self
                 .minter
                 .graph_claims(None, &roles, &resource, lifetime, appidacr);
@@ -229,11 +225,48 @@ impl EntraState {
             lifetime,
             appidacr,
         );
-        Ok(success(
+        let mut body = success(
             &granted.qualified.join(" "),
             lifetime,
             self.keys.get().current.sign(&claims),
-        ))
+        );
+        self.add_user_extras(&mut body, form, scope, &who, &client_id, lifetime);
+        Ok(body)
+    }
+
+    /// What Entra adds to a token answer for a user, which MSAL clients rely on: `client_info`
+    /// (the account key of their token cache) when asked with `client_info=1`, a `refresh_token`,
+    /// and an `id_token` when `openid` is in the scope.
+    fn add_user_extras(
+        &self,
+        body: &mut Value,
+        form: &HashMap<String, String>,
+        scope: &str,
+        who: &Principal,
+        client_id: &str,
+        lifetime: i64,
+    ) {
+        if form.get("client_info").map(String::as_str) == Some("1") {
+            body["client_info"] = json!(client_info(&who.oid, &self.minter.tenant_id));
+        }
+        // Opaque, as Entra's are; the emulator does not redeem refresh tokens.
+        body["refresh_token"] = json!(format!(
+            "0.emu.{}",
+            b64url(&sha256(format!("rt:{}:{}", who.oid, guid()).as_bytes()))
+        ));
+        body["refresh_token_expires_in"] = json!(REFRESH_TOKEN_LIFETIME);
+        if scope
+            .split_whitespace()
+            .any(|s| s.eq_ignore_ascii_case("openid"))
+        {
+            let claims = self.minter.id_token_claims(
+                who,
+                client_id,
+                form.get("nonce").map(String::as_str),
+                lifetime,
+            );
+            body["id_token"] = json!(self.keys.get().current.sign(&claims));
+        }
     }
 
     /// Validates the OBO assertion as Entra does; returns the user it is for.
@@ -306,6 +339,15 @@ impl EntraState {
         }
         Ok(who)
     }
+}
+
+/// Entra's refresh tokens for confidential clients live 90 days.
+const REFRESH_TOKEN_LIFETIME: i64 = 90 * 24 * 3600;
+
+/// `client_info` as Entra returns it: base64url (no padding) of `{"uid":…,"utid":…}`, the user's
+/// object id and home tenant; MSAL's account key is `uid.utid`.
+pub(super) fn client_info(uid: &str, utid: &str) -> String {
+    b64url(json!({"uid": uid, "utid": utid}).to_string().as_bytes())
 }
 
 fn success(scope: &str, lifetime: i64, access_token: String) -> Value {

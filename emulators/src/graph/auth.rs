@@ -11,6 +11,7 @@ use super::error::GraphError;
 use super::paths::{Owner, PhotoPath};
 use crate::entra::{GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE};
 use crate::jwt::check_lifetime;
+use crate::roles::may_change_others_photos;
 
 /// The validated bearer token.
 pub(super) struct Caller {
@@ -19,6 +20,8 @@ pub(super) struct Caller {
     pub(super) scp: Option<String>,
     pub(super) roles: Option<String>,
     pub(super) app_id: Option<String>,
+    /// `wids`: the signed-in user's directory role template ids (delegated tokens).
+    pub(super) wids: Vec<String>,
 }
 
 impl Caller {
@@ -124,6 +127,16 @@ impl GraphState {
             scp,
             roles,
             app_id: s("appid").or_else(|| s("azp")),
+            wids: claims
+                .get("wids")
+                .and_then(Value::as_array)
+                .map(|w| {
+                    w.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -172,10 +185,14 @@ impl GraphState {
                 }
             }
         }
-        if caller.has_any(&allowed) {
-            Ok(())
-        } else {
-            Err(GraphError::insufficient_privileges())
+        if !caller.has_any(&allowed) {
+            return Err(GraphError::insufficient_privileges());
         }
+        // A delegated change of another user's photo also needs an admin role of the signed-in user.
+        let others_photo = matches!(path.owner, Owner::User(_)) && path.contact.is_none() && !own;
+        if write && others_photo && !caller.app_only() && !may_change_others_photos(&caller.wids) {
+            return Err(GraphError::insufficient_privileges());
+        }
+        Ok(())
     }
 }

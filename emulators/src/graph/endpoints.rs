@@ -10,6 +10,7 @@ use super::error::GraphError;
 use super::paths::PhotoPath;
 use super::recording::{Trace, client_request_id};
 use super::store::write_lock_remove;
+use super::teams::{team_path, team_template};
 use super::users::{USER_TEMPLATE, user_path};
 use super::{GraphState, NO_MAILBOX_MAX_PHOTO_BYTES};
 use crate::faults::StatusFault;
@@ -26,6 +27,9 @@ impl GraphState {
     ) -> Result<Response<Body>, GraphError> {
         if let Some((version, id)) = user_path(parts.uri.path()) {
             return self.user_request(parts, &version, &id, trace);
+        }
+        if let Some(team) = team_path(parts.uri.path()) {
+            return self.team_request(parts, body, team, trace).await;
         }
         let Some(path) = PhotoPath::parse(parts.uri.path()) else {
             let first = parts
@@ -172,7 +176,9 @@ impl Service for GraphState {
         let path = parts.uri.path();
         let template = match user_path(path) {
             Some(_) => Some(USER_TEMPLATE.to_string()),
-            None => PhotoPath::parse(path).map(|p| p.template()),
+            None => PhotoPath::parse(path)
+                .map(|p| p.template())
+                .or_else(|| team_template(path)),
         };
         let trace = Trace {
             template,

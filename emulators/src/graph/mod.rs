@@ -10,6 +10,7 @@ mod inspect;
 mod paths;
 mod recording;
 mod store;
+mod teams;
 mod users;
 
 use std::collections::{HashMap, VecDeque};
