@@ -13,6 +13,7 @@ pub mod image;
 pub mod metrics;
 pub mod outbound;
 pub mod service;
+pub mod shared;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
