@@ -422,6 +422,23 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         assert!(metric(port, "photo_gateway_redis_fallbacks_total").await >= 1.0);
     }
 
+    // Meanwhile each replica keeps its share of a mailbox: 4 / 2 expected replicas = 2 at once.
+    emus.graph.set_write_latency(Duration::from_millis(300));
+    let demo = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let outage = futures_util::future::join_all(
+        (0..4).map(|i| put(&client, &replicas[0], ME, &demo, 20 + i as u8)),
+    )
+    .await;
+    assert!(outage.iter().all(|(s, _)| *s == 200), "{outage:?}");
+    let max = emus
+        .graph
+        .counters()
+        .max_in_flight_per_mailbox
+        .get(&format!("/users/{DEMO_USER_ID}"))
+        .copied();
+    assert_eq!(max, Some(2), "this replica's share of Graph's 4");
+    emus.graph.set_write_latency(Duration::ZERO);
+
     // Back (empty): the next probe (one a second) finds it, and the replicas share again.
     redis.restart().await;
     let deadline = Instant::now() + Duration::from_secs(10);
