@@ -468,3 +468,109 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
     );
     assert_eq!(redis.keys("pgw:tok:*").await.len(), 1);
 }
+
+/// What one upload costs Redis, for docs/scaling.md: commands, bytes on the wire, redis-server
+/// CPU, and memory per cached token. Not a pass/fail test (`--ignored`, prints its figures):
+///
+///     cargo test --test api redis::measure_redis_cost -- --ignored --nocapture
+#[tokio::test]
+#[ignore = "a measurement: run it by name with --ignored --nocapture"]
+async fn measure_redis_cost() {
+    const USERS: usize = 100;
+    const UPLOADS: usize = 1000;
+    let emus = emulators(USERS).await;
+    let redis = RedisServer::start().await;
+    // Every limit on (the defaults), as in production.
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "600"),
+            ("PHOTO_GATEWAY_LOG_LEVEL", "warn"),
+        ],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let tokens: Vec<String> = (1..=USERS)
+        .map(|i| emus.caller_token(&CallerTokenSpec::for_user(&load_user(i))))
+        .collect();
+    let client = reqwest::Client::new();
+    let mem_before: f64 = redis.info("memory").await["used_memory"].parse().unwrap();
+    // Warm: every user's token into L2 (and each replica's L1).
+    for (i, t) in tokens.iter().enumerate() {
+        for g in &replicas {
+            assert_eq!(put(&client, g, ME, t, i as u8).await.0, 200);
+        }
+    }
+    let mem_after: f64 = redis.info("memory").await["used_memory"].parse().unwrap();
+    let keys = redis.keys("pgw:tok:*").await;
+    let mut c = redis.connection().await.unwrap();
+    let usage: u64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&keys[0].0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let value_len = keys[0].1.as_ref().map_or(0, String::len);
+
+    // Steady state: L1 hits, the limits in Redis.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let cpu0 = redis.cpu_time();
+    let started = Instant::now();
+    let mut done = 0;
+    for chunk in (0..UPLOADS).collect::<Vec<_>>().chunks(16) {
+        let round = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|&i| put(&client, &replicas[i % 3], ME, &tokens[i % USERS], i as u8)),
+        )
+        .await;
+        done += round.iter().filter(|(s, _)| *s == 200).count();
+    }
+    let elapsed = started.elapsed();
+    let cpu = redis.cpu_time() - cpu0;
+    let stats = redis.info("stats").await;
+    let commands = redis.info("commandstats").await;
+    let calls: u64 = commands
+        .values()
+        .filter_map(|v| {
+            v.split(',')
+                .next()?
+                .strip_prefix("calls=")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let net_in: f64 = stats["total_net_input_bytes"].parse().unwrap();
+    let net_out: f64 = stats["total_net_output_bytes"].parse().unwrap();
+    println!(
+        "uploads {done}/{UPLOADS} over 3 replicas in {elapsed:?} ({:.0}/s)",
+        done as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "redis commands per upload: {:.2}",
+        calls as f64 / done as f64
+    );
+    for (k, v) in &commands {
+        println!("  {k}: {v}");
+    }
+    println!(
+        "redis bytes per upload: in {:.0}, out {:.0}",
+        net_in / done as f64,
+        net_out / done as f64
+    );
+    println!(
+        "redis-server CPU per upload: {:.1} µs ({cpu:?} total)",
+        cpu.as_secs_f64() * 1e6 / done as f64
+    );
+    println!(
+        "per cached token: MEMORY USAGE {usage} bytes, sealed value {value_len} bytes, used_memory growth {:.0} bytes/token",
+        (mem_after - mem_before) / USERS as f64
+    );
+    assert_eq!(done, UPLOADS);
+}

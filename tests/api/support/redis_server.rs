@@ -117,6 +117,42 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's CPU time so far (user + system, from /proc), for cost measurements.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = self
+            .pid()
+            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .unwrap_or_default();
+        // Fields after the command name, which is in parentheses: utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// `INFO {section}` as (field, value) pairs.
+    pub async fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
+        let mut c = self.connection().await.unwrap();
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
