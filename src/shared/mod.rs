@@ -8,8 +8,11 @@
 
 pub mod limits;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -51,9 +54,15 @@ impl Use {
     }
 }
 
-/// The shared Redis: one multiplexed, reconnecting connection per replica, and its health.
+/// The shared Redis: one multiplexed, reconnecting connection per thread that uses it (each HTTP
+/// worker runs its own runtime: a connection of its own keeps every round trip on that thread,
+/// where one shared connection's driver task would wake another thread twice per call), and the
+/// tier's health.
 pub struct Redis {
-    conn: ConnectionManager,
+    client: redis::Client,
+    manager: ConnectionManagerConfig,
+    /// Bounded by the threads that run requests (the HTTP workers and the main runtime).
+    conns: Mutex<HashMap<ThreadId, ConnectionManager>>,
     timeout: Duration,
     prefix: String,
     up: AtomicBool,
@@ -108,11 +117,14 @@ impl Redis {
             .set_connection_timeout(Some(config.timeout.max(Duration::from_secs(1))))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager)
+        // Checked here, so that a configuration it refuses stops the start.
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager.clone())
             .map_err(|e| RedisSetupError(format!("not usable: {e}")))?;
         metrics::redis_up(true);
         Ok(Redis {
-            conn,
+            client,
+            manager,
+            conns: Mutex::new(HashMap::from([(std::thread::current().id(), conn)])),
             timeout: config.timeout,
             prefix: config.key_prefix.clone(),
             up: AtomicBool::new(true),
@@ -151,7 +163,11 @@ impl Redis {
             metrics::redis_fallback(what.label());
             return None;
         }
-        let outcome = tokio::time::timeout(self.timeout, f(self.conn.clone())).await;
+        let Some(conn) = self.conn() else {
+            self.down(what, "no connection");
+            return None;
+        };
+        let outcome = tokio::time::timeout(self.timeout, f(conn)).await;
         match outcome {
             Ok(Ok(v)) => {
                 if !self.up.swap(true, Ordering::AcqRel) {
@@ -174,6 +190,19 @@ impl Redis {
                 None
             }
         }
+    }
+
+    /// This thread's connection, made on its first call (it connects lazily).
+    fn conn(&self) -> Option<ConnectionManager> {
+        let id = std::thread::current().id();
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = conns.get(&id) {
+            return Some(c.clone());
+        }
+        let c = ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager.clone())
+            .ok()?;
+        conns.insert(id, c.clone());
+        Some(c)
     }
 
     fn now_ms(&self) -> u64 {
