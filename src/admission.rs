@@ -1,6 +1,11 @@
 //! Admission control: in-flight budgets (uploads and photo bytes), per-caller rate limits, and
 //! Graph's per-mailbox limits (concurrency and bytes per 30 s, per app and mailbox). Each limit is
 //! optional (0 switches it off). No lock is held across an await.
+//!
+//! With the Redis tier (`shared/limits.rs`) the per-caller rate and the mailbox limits are counted
+//! once for all replicas; whenever Redis fails, this replica falls back to its own share of each
+//! (the limit divided by the expected replica count, at least 1). The in-flight budgets are this
+//! replica's own either way.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -10,6 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::AdmissionConfig;
 use crate::error::{ApiError, retry_after_secs};
+use crate::shared::GlobalLimits;
+use crate::shared::limits::{Lease, Window};
 
 const MAILBOX_WINDOW: Duration = Duration::from_secs(30);
 
@@ -24,9 +31,17 @@ struct Mailbox {
     sent: Mutex<VecDeque<(Instant, usize)>>,
 }
 
+/// How often a request waiting for a mailbox slot held by other replicas asks again (plus up to
+/// as much jitter).
+const SLOT_POLL: Duration = Duration::from_millis(25);
+
 /// Shared admission state.
 pub struct Admission {
+    /// The limits as configured (global ones when `global` is set).
     config: AdmissionConfig,
+    /// What this replica enforces on its own: `config`, or its share of it with Redis.
+    local: AdmissionConfig,
+    global: Option<Arc<GlobalLimits>>,
     uploads: Option<Arc<Semaphore>>,
     bytes: Option<Arc<Semaphore>>,
     buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
@@ -42,6 +57,41 @@ pub struct Reservation {
 /// A mailbox slot held during the Graph call.
 pub struct MailboxSlot {
     _slot: Option<OwnedSemaphorePermit>,
+    _lease: Option<Lease>,
+}
+
+/// One replica's share of a limit among `n` (0 stays off; never below 1).
+fn share(limit: usize, n: u32) -> usize {
+    if limit == 0 {
+        0
+    } else {
+        (limit / n.max(1) as usize).max(1)
+    }
+}
+
+fn mailbox_busy(conc: usize) -> ApiError {
+    ApiError::RateLimited {
+        detail: format!(
+            "this mailbox already has {conc} uploads in progress from this app (Graph's per-mailbox limit)"
+        ),
+        retry_after: 1,
+    }
+}
+
+fn mailbox_full(window_bytes: usize, wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        detail: format!(
+            "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds (Graph's per-mailbox limit)"
+        ),
+        retry_after: retry_after_secs(wait),
+    }
+}
+
+fn caller_over(rate: u32, wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        detail: format!("this caller (app and user) is over {rate} requests per minute"),
+        retry_after: retry_after_secs(wait),
+    }
 }
 
 fn overloaded(what: &str) -> ApiError {
@@ -51,12 +101,34 @@ fn overloaded(what: &str) -> ApiError {
 }
 
 impl Admission {
-    /// Builds the limiters.
+    /// Builds the limiters, every one this replica's own.
     pub fn new(config: AdmissionConfig) -> Admission {
+        Self::with_global(config, None, 1)
+    }
+
+    /// Builds the limiters with the per-caller rate and mailbox limits counted in Redis by
+    /// `global` when set; `replicas` is the expected replica count, whose share of each limit
+    /// this replica keeps when Redis fails.
+    pub fn with_global(
+        config: AdmissionConfig,
+        global: Option<Arc<GlobalLimits>>,
+        replicas: u32,
+    ) -> Admission {
         let sem =
             |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+        let n = if global.is_some() { replicas.max(1) } else { 1 };
+        let local = AdmissionConfig {
+            caller_rate_per_min: u32::try_from(share(config.caller_rate_per_min as usize, n))
+                .unwrap_or(u32::MAX),
+            caller_burst: u32::try_from(share(config.caller_burst as usize, n)).unwrap_or(1),
+            mailbox_concurrency: share(config.mailbox_concurrency, n),
+            mailbox_bytes_per_30s: share(config.mailbox_bytes_per_30s, n),
+            ..config
+        };
         Admission {
             config,
+            local,
+            global,
             uploads: sem(config.max_inflight_uploads),
             bytes: sem(config.max_inflight_bytes),
             // Idle entries vanish: a full bucket or an empty window carries no state worth keeping.
@@ -99,13 +171,27 @@ impl Admission {
         })
     }
 
-    /// Takes one request from the caller's token bucket, or says when to come back.
-    pub fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
+    /// Takes one request from the caller's allowance (in Redis when shared), or says when to
+    /// come back.
+    pub async fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
         let rate = self.config.caller_rate_per_min;
         if rate == 0 {
             return Ok(());
         }
-        let burst = f64::from(self.config.caller_burst.max(1));
+        if let Some(g) = &self.global {
+            match g.caller(app, user, rate, self.config.caller_burst).await {
+                Some(None) => return Ok(()),
+                Some(Some(wait)) => return Err(caller_over(rate, wait)),
+                None => {} // Redis failed: this replica's share.
+            }
+        }
+        self.check_caller_here(app, user)
+    }
+
+    /// The caller's token bucket in this replica.
+    fn check_caller_here(&self, app: &str, user: &str) -> Result<(), ApiError> {
+        let rate = self.local.caller_rate_per_min;
+        let burst = f64::from(self.local.caller_burst.max(1));
         let per_sec = f64::from(rate) / 60.0;
         let bucket = self.buckets.get_with(format!("{app}\u{0}{user}"), || {
             Arc::new(Mutex::new(Bucket {
@@ -122,10 +208,7 @@ impl Admission {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - b.tokens) / per_sec);
-        Err(ApiError::RateLimited {
-            detail: format!("this caller (app and user) is over {rate} requests per minute"),
-            retry_after: retry_after_secs(wait),
-        })
+        Err(caller_over(self.config.caller_rate_per_min, wait))
     }
 
     /// True when a per-mailbox limit is on, so that knowing the mailbox is worth a lookup.
@@ -146,9 +229,23 @@ impl Admission {
             self.config.mailbox_bytes_per_30s,
         );
         if conc == 0 && window_bytes == 0 {
-            return Ok(MailboxSlot { _slot: None });
+            return Ok(MailboxSlot {
+                _slot: None,
+                _lease: None,
+            });
         }
         let deadline = Instant::now() + self.config.mailbox_queue;
+        if let Some(g) = &self.global
+            && let Some(answer) =
+                Self::mailbox_shared(g, app, mailbox, bytes, conc, window_bytes, deadline).await
+        {
+            return answer;
+        }
+        // Redis failed (or is off): this replica's share.
+        let (conc, window_bytes) = (
+            self.local.mailbox_concurrency,
+            self.local.mailbox_bytes_per_30s,
+        );
         let mb = self.mailboxes.get_with(
             format!("{app}\u{0}{}", mailbox.to_ascii_lowercase()),
             || {
@@ -162,14 +259,7 @@ impl Admission {
             Some(s) => {
                 match tokio::time::timeout_at(deadline.into(), s.clone().acquire_owned()).await {
                     Ok(Ok(p)) => Some(p),
-                    _ => {
-                        return Err(ApiError::RateLimited {
-                            detail: format!(
-                                "this mailbox already has {conc} uploads in progress from this app (Graph's per-mailbox limit)"
-                            ),
-                            retry_after: 1,
-                        });
-                    }
+                    _ => return Err(mailbox_busy(self.config.mailbox_concurrency)),
                 }
             }
             None => None,
@@ -206,18 +296,58 @@ impl Admission {
                 match wait {
                     None => break,
                     Some(w) if Instant::now() + w <= deadline => tokio::time::sleep(w).await,
-                    Some(w) => {
-                        return Err(ApiError::RateLimited {
-                            detail: format!(
-                                "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds (Graph's per-mailbox limit)"
-                            ),
-                            retry_after: retry_after_secs(w),
-                        });
-                    }
+                    Some(w) => return Err(mailbox_full(self.config.mailbox_bytes_per_30s, w)),
                 }
             }
         }
-        Ok(MailboxSlot { _slot: slot })
+        Ok(MailboxSlot {
+            _slot: slot,
+            _lease: None,
+        })
+    }
+
+    /// The mailbox limits counted in Redis for every replica; `None` when Redis failed (a lease
+    /// already taken is then given back).
+    async fn mailbox_shared(
+        g: &Arc<GlobalLimits>,
+        app: &str,
+        mailbox: &str,
+        bytes: usize,
+        conc: usize,
+        window_bytes: usize,
+        deadline: Instant,
+    ) -> Option<Result<MailboxSlot, ApiError>> {
+        let lease = if conc > 0 {
+            loop {
+                match g.try_slot(app, mailbox, conc).await? {
+                    Some(lease) => break Some(lease),
+                    None => {
+                        let pause = SLOT_POLL + SLOT_POLL.mul_f64(rand::random::<f64>());
+                        if Instant::now() + pause > deadline {
+                            return Some(Err(mailbox_busy(conc)));
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+        } else {
+            None
+        };
+        if window_bytes > 0 {
+            loop {
+                match g.window(app, mailbox, window_bytes, bytes).await? {
+                    Window::Fits => break,
+                    Window::Full(w) if Instant::now() + w <= deadline => {
+                        tokio::time::sleep(w).await
+                    }
+                    Window::Full(w) => return Some(Err(mailbox_full(window_bytes, w))),
+                }
+            }
+        }
+        Some(Ok(MailboxSlot {
+            _slot: None,
+            _lease: lease,
+        }))
     }
 }
 
@@ -256,18 +386,21 @@ mod tests {
         assert!(l.admit(1000).is_ok());
     }
 
-    #[test]
-    fn caller_bucket_allows_the_burst_then_says_when() {
+    #[tokio::test]
+    async fn caller_bucket_allows_the_burst_then_says_when() {
         let l = Admission::new(cfg());
-        assert!(l.check_caller("app", "u").is_ok());
-        assert!(l.check_caller("app", "u").is_ok());
-        match l.check_caller("app", "u") {
+        assert!(l.check_caller("app", "u").await.is_ok());
+        assert!(l.check_caller("app", "u").await.is_ok());
+        match l.check_caller("app", "u").await {
             Err(ApiError::RateLimited { retry_after, .. }) => {
                 assert!((1..=2).contains(&retry_after))
             }
             other => panic!("{other:?}"),
         }
-        assert!(l.check_caller("app", "other-user").is_ok(), "per caller");
+        assert!(
+            l.check_caller("app", "other-user").await.is_ok(),
+            "per caller"
+        );
     }
 
     #[tokio::test]
@@ -294,5 +427,19 @@ mod tests {
             ),
             "10 + 80 + 20 > 100 in 30 s"
         );
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::share;
+
+    #[test]
+    fn a_replica_keeps_its_share_never_less_than_one() {
+        assert_eq!(share(4, 3), 1);
+        assert_eq!(share(12, 3), 4);
+        assert_eq!(share(15_000_000, 3), 5_000_000);
+        assert_eq!(share(0, 3), 0, "off stays off");
+        assert_eq!(share(2, 1), 2);
     }
 }

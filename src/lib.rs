@@ -14,6 +14,7 @@ pub mod image_request;
 pub mod metrics;
 pub mod outbound;
 pub mod service;
+pub mod shared;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -143,7 +143,7 @@ impl PhotoService {
     ) -> Result<UploadReceipt, ApiError> {
         self.authorize(up)?;
         let options = self.image_policy.resolve(&up.image)?;
-        let _reservation = self.admit(up)?;
+        let _reservation = self.admit(up).await?;
         let scope = self
             .scopes
             .get(up.target.kind(), Access::Write)
@@ -178,9 +178,10 @@ impl PhotoService {
 
     /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is
     /// read so that overload is refused at once instead of buffered.
-    fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
+    async fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
         self.admission
-            .check_caller(&up.caller.client_app_id, &up.caller.object_id)?;
+            .check_caller(&up.caller.client_app_id, &up.caller.object_id)
+            .await?;
         self.admission
             .admit(self.upload.reservation(up.body.content_length))
     }

@@ -19,10 +19,11 @@ use crate::graph::{GraphClient, Scopes, UserIds};
 use crate::image::{Crop, ImageLimits, ImageOptions, ImageStage, Mode};
 use crate::image_request::ImagePolicy;
 use crate::service::PhotoService;
+use crate::shared::{GlobalLimits, Redis};
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
 use crate::state::AppState;
 use crate::telemetry::GatewayRootSpan;
-use crate::token::{Credential, OboClient, TokenCache};
+use crate::token::{Credential, L2Tokens, OboClient, TokenCache};
 use crate::upload::UploadLimits;
 use crate::{http, metrics, outbound, telemetry};
 
@@ -32,6 +33,9 @@ pub enum StartupError {
     /// An upstream client could not be built.
     #[error(transparent)]
     Client(#[from] outbound::ClientBuildError),
+    /// The Redis tier could not be set up.
+    #[error(transparent)]
+    Redis(#[from] crate::shared::RedisSetupError),
     /// A listener could not be bound.
     #[error("{var}: cannot listen on {addr}: {source}")]
     Bind {
@@ -79,6 +83,28 @@ impl Application {
             Credential::new(entra.credential.clone()),
             entra.token_expiry_margin,
         );
+        // The optional Redis tier: built without connecting (a Redis that is down is no reason
+        // not to start); a first PING in the background logs whether it answers.
+        let redis = match &config.redis {
+            Some(rc) => {
+                let redis = Arc::new(Redis::new(rc)?);
+                let probe = redis.clone();
+                tokio::spawn(async move {
+                    if probe.probe().await {
+                        tracing::info!("Redis answers: token cache and limits are shared");
+                    }
+                });
+                Some((redis, rc))
+            }
+            None => None,
+        };
+        let l2 = redis
+            .as_ref()
+            .map(|(r, rc)| L2Tokens::new(r.clone(), rc, entra.request_timeout));
+        let global = redis
+            .as_ref()
+            .map(|(r, rc)| Arc::new(GlobalLimits::new(r.clone(), rc.lease)));
+        let replicas = config.redis.as_ref().map_or(1, |rc| rc.expected_replicas);
         let photos = Arc::new(PhotoService {
             validator: TokenValidator::new(
                 &config.caller,
@@ -86,7 +112,7 @@ impl Application {
                 config.graph.audiences(),
                 keys.clone(),
             ),
-            tokens: TokenCache::new(obo, entra.token_cache_max_bytes),
+            tokens: TokenCache::with_l2(obo, entra.token_cache_max_bytes, l2),
             graph: GraphClient::new(
                 graph_http,
                 config.graph.base_url.as_str(),
@@ -100,7 +126,7 @@ impl Application {
                 read_timeout: config.body.read_timeout,
             },
             policy: CallerPolicy::new(config.caller.policy.clone()),
-            admission: Admission::new(config.admission),
+            admission: Admission::with_global(config.admission, global, replicas),
             user_ids: UserIds::new(config.admission.mailbox_lookup_ttl),
             images: ImageStage::new(image_limits(&config.image)),
             image_policy: image_policy(&config.image),

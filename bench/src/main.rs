@@ -15,6 +15,7 @@ mod image;
 mod load;
 mod machine;
 mod procs;
+mod replicas;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -116,6 +117,9 @@ struct Args {
     /// Do not run the criterion JWT benchmark (`cargo bench -p photo-gateway-bench --bench jwt`).
     #[arg(long)]
     skip_criterion: bool,
+    /// Do not run phase 6 (three replicas with Redis against three without; needs redis-server).
+    #[arg(long)]
+    skip_replicas: bool,
 }
 
 /// Everything the run uses, resolved from the arguments (written to the JSON).
@@ -136,6 +140,7 @@ struct Params {
     memory_size: usize,
     starts: usize,
     criterion: bool,
+    replicas: bool,
 }
 
 const SIZE_50K: usize = 50 * 1024;
@@ -179,6 +184,7 @@ impl Params {
             memory_size: if smoke { SIZE_50K } else { SIZE_4M },
             starts: a.starts.unwrap_or(if smoke { 1 } else { 7 }),
             criterion: !smoke && !a.skip_criterion,
+            replicas: !a.skip_replicas,
         };
         if p.concurrency == 0 || p.starts == 0 || p.memory_concurrency == 0 {
             return Err(
@@ -633,6 +639,42 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     check(&mut problems, "memory phase", &mem);
     drop(gateway);
 
+    // 6. Three replicas with Redis against three without, with Graph latency.
+    let replicas_json = if p.replicas {
+        step(&format!(
+            "replicas: 3 without Redis, then 3 with it; Graph latency {} ms, {} users, {} requests",
+            p.latency_ms,
+            caller_tokens.len(),
+            p.latency_requests
+        ));
+        let setup = replicas::Setup {
+            gateway_bin: &gateway_bin,
+            tmp: tmp.path(),
+            client: &client,
+            entra_url: &sandbox.entra_url,
+            graph_url: &sandbox.graph_url,
+            env: env
+                .iter()
+                .filter(|(k, _)| !LIMITS_OFF.iter().any(|(off, _)| off == k))
+                .cloned()
+                .collect(),
+            caller_tokens: caller_tokens.clone(),
+            photo: small.clone(),
+            requests: p.latency_requests,
+            concurrency: p.concurrency,
+            latency_ms: p.latency_ms,
+        };
+        match replicas::run(&setup, &mut problems).await {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("replicas phase: {e}"));
+                Value::Null
+            }
+        }
+    } else {
+        Value::Null
+    };
+
     // 5a. Criterion JWT benchmark.
     let criterion = if p.criterion {
         step("criterion: cargo bench -p photo-gateway-bench --bench jwt");
@@ -752,11 +794,14 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "start_to_ready_ms": {"median": start_median, "all": start_ms},
         "jwt_validation_criterion": criterion,
         "image_stage": image_json,
+        "replicas": replicas_json,
         "problems": problems,
     });
 
     results["goals"] = report::goals(&results);
-    let text = report::table(&results) + &image::table(&results["image_stage"]);
+    let text = report::table(&results)
+        + &image::table(&results["image_stage"])
+        + &replicas::table(&results["replicas"]);
     println!("{text}");
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -837,3 +837,63 @@ def test_notes_render(tmp_path):
     proc = run_helm("template", RELEASE, str(chart), "--show-only", "templates/zz-notes.yaml")
     assert proc.returncode == 0, proc.stderr
     assert "no client credential is configured" in yaml.safe_load(proc.stdout)["data"]["notes"]
+
+
+# ------------------------------------------------------------------ the Redis tier
+
+
+def test_redis_is_off_by_default(default):
+    assert not any(k.startswith("PHOTO_GATEWAY_REDIS_") for k in default.config)
+    assert all(v["name"] != "redis-secrets" for v in default.pod_spec["volumes"])
+
+
+def test_redis_settings_secrets_ca_and_egress():
+    r = render("redis-values.yaml")
+    cfg = r.config
+    assert cfg["PHOTO_GATEWAY_REDIS_URL"] == "rediss://redis-master.redis.svc.cluster.local:6380/0"
+    assert cfg["PHOTO_GATEWAY_REDIS_USERNAME"] == "photo-gateway"
+    redis_dir = "/var/run/secrets/photo-gateway-redis"
+    assert cfg["PHOTO_GATEWAY_REDIS_PASSWORD_FILE"] == f"{redis_dir}/password"
+    assert cfg["PHOTO_GATEWAY_REDIS_TOKEN_KEYS_FILE"] == f"{redis_dir}/token-keys"
+    assert cfg["PHOTO_GATEWAY_REDIS_HMAC_KEY_FILE"] == f"{redis_dir}/hmac-key"
+    assert cfg["PHOTO_GATEWAY_REDIS_CA_BUNDLE_FILE"] == "/etc/photo-gateway/redis-ca/ca.crt"
+    assert cfg["PHOTO_GATEWAY_REDIS_TIMEOUT_MS"] == "50"
+    assert cfg["PHOTO_GATEWAY_REDIS_LEASE_SECS"] == "10"
+    # With autoscaling, the fallback share assumes the most pods there can be.
+    assert cfg["PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS"] == "6"
+    # Nothing secret in the ConfigMap: the secrets are files from the existing Secret.
+    vols = {v["name"]: v for v in r.pod_spec["volumes"]}
+    secret = vols["redis-secrets"]["secret"]
+    assert secret["secretName"] == "photo-gateway-redis"
+    assert {i["path"] for i in secret["items"]} == {"password", "token-keys", "hmac-key"}
+    assert vols["redis-ca"]["configMap"]["name"] == "redis-ca"
+    mounts = {m["name"]: m for m in r.container["volumeMounts"]}
+    assert mounts["redis-secrets"]["mountPath"] == redis_dir and mounts["redis-secrets"]["readOnly"]
+    # Egress to Redis on its port, to the Redis pods only.
+    egress = r.one("NetworkPolicy")["spec"]["egress"]
+    rule = next(e for e in egress if any(p["port"] == 6380 for p in e.get("ports", [])))
+    assert rule["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
+
+
+def test_redis_expected_replicas_follow_replica_count_unless_set():
+    sets = {"redis.enabled": "true", "redis.url": "redis://redis:6379", "redis.existingSecret": "s"}
+    assert render(sets={**sets, "replicaCount": "3"}).config["PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS"] == "3"
+    r = render(sets={**sets, "redis.expectedReplicas": "2", "redis.secretKeys.password": ""})
+    assert r.config["PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS"] == "2"
+    assert "PHOTO_GATEWAY_REDIS_PASSWORD_FILE" not in r.config, "no password key: no password"
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        {"redis.enabled": "true"},
+        {"redis.enabled": "true", "redis.url": "redis://redis:6379"},
+        {"redis.enabled": "true", "redis.url": "http://redis:6379", "redis.existingSecret": "s"},
+        {"redis.enabled": "true", "redis.url": "redis://u:p@redis:6379", "redis.existingSecret": "s"},
+        {"redis.timeoutMs": "0"},
+        {"redis.leaseSeconds": "301"},
+    ],
+)
+def test_redis_values_the_gateway_would_refuse_are_refused(sets):
+    err = render_fails(set_values=sets)
+    assert "schema" in err or "redis.enabled needs" in err, err

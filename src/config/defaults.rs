@@ -153,3 +153,19 @@ pub const LOG_LEVEL: &str = "info";
 pub const SHUTDOWN_DRAIN_SECS: u64 = 5;
 /// After the drain: deadline for in-flight requests.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
+
+// --- the optional Redis tier (config/redis.rs)
+/// Deadline of one Redis call, milliseconds.
+pub const REDIS_TIMEOUT_MS: u64 = 50;
+/// Longest Redis call deadline accepted, milliseconds.
+pub const MAX_REDIS_TIMEOUT_MS: u64 = 10_000;
+/// Replicas the global limits are divided among when Redis is unreachable.
+pub const REDIS_EXPECTED_REPLICAS: u32 = 1;
+/// Most replicas accepted.
+pub const MAX_REDIS_EXPECTED_REPLICAS: u32 = 10_000;
+/// Prefix of the gateway's Redis keys.
+pub const REDIS_KEY_PREFIX: &str = "pgw:";
+/// Lease of a mailbox slot, seconds (renewed while the upload runs).
+pub const REDIS_LEASE_SECS: u64 = 10;
+/// Longest lease accepted, seconds.
+pub const MAX_REDIS_LEASE_SECS: u64 = 300;

@@ -4,9 +4,11 @@
 //!
 //! - `defaults.rs`: every default, named;
 //! - `source.rs`: the environment and the file, and the typed readers;
-//! - `sections.rs`: the sections and how each is read.
+//! - `sections.rs`: the sections and how each is read;
+//! - `redis.rs`: the optional Redis tier's section.
 
 pub mod defaults;
+mod redis;
 mod sections;
 mod source;
 
@@ -16,6 +18,8 @@ pub use sections::{
     ImageConfig, ImageCrop, ImageMode, JwksConfig, KindScopes, LogFormat, ScopeConfig,
     ServerConfig, ShutdownConfig, TelemetryConfig, UpstreamConfig,
 };
+
+pub use redis::RedisConfig;
 
 use source::Vars;
 
@@ -54,6 +58,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The shared Redis tier; `None` (the default): every replica on its own.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -80,6 +86,7 @@ impl Config {
             admission: AdmissionConfig::read(&v)?,
             telemetry: TelemetryConfig::read(&v)?,
             shutdown: ShutdownConfig::read(&v)?,
+            redis: RedisConfig::read(&v)?,
         })
     }
 }
@@ -162,7 +169,7 @@ mod tests {
 
     #[test]
     fn every_variable_read_is_documented_in_readme() {
-        let sections = include_str!("sections.rs");
+        let sections = concat!(include_str!("sections.rs"), include_str!("redis.rs"));
         let readme = include_str!("../../README.md");
         let mut keys = Vec::new();
         for pattern in [
@@ -180,6 +187,7 @@ mod tests {
             }
         }
         assert!(keys.len() > 30, "the scan found the variables: {keys:?}");
+        assert!(keys.contains(&"REDIS_URL") && keys.contains(&"REDIS_LEASE_SECS"));
         let missing: Vec<&&str> = keys
             .iter()
             .filter(|k| !readme.contains(&format!("`{k}`")) && !readme.contains(&format!("`{k}` ")))

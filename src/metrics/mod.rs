@@ -191,6 +191,24 @@ pub fn uploads_in_flight(delta: f64) {
     ::metrics::gauge!("photo_gateway_uploads_in_flight").increment(delta);
 }
 
+/// Whether the shared Redis answers (1) or the replica is on its own (0).
+pub fn redis_up(up: bool) {
+    ::metrics::gauge!("photo_gateway_redis_up").set(if up { 1.0 } else { 0.0 });
+}
+
+/// A use of Redis fell back to this replica alone; `what` is one of a fixed set (`token_cache`,
+/// `caller_rate`, `mailbox`).
+pub fn redis_fallback(what: &'static str) {
+    ::metrics::counter!("photo_gateway_redis_fallbacks_total", "use" => what).increment(1);
+}
+
+/// An L1 miss looked in the shared (L2) token cache: `hit`, `miss`, `waited` (another replica's
+/// exchange was awaited and used) or `unavailable`.
+pub fn token_cache_l2(result: &'static str) {
+    ::metrics::counter!("photo_gateway_token_cache_l2_requests_total", "result" => result)
+        .increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::{method_label, status_label};

@@ -1,6 +1,7 @@
 //! Graph tokens cached per (assertion, scope): keyed by a SHA-256 of both so no raw token is ever
 //! a key, each entry living until its own expiry minus a margin, concurrent misses collapsed into
-//! one exchange, failures never cached.
+//! one exchange, failures never cached. With the Redis tier, an L1 miss first looks in the shared
+//! cache (`l2.rs`), and what this replica exchanges is written there for the others.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use moka::ops::compute::{CompResult, Op};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
+use super::l2::L2Tokens;
 use super::obo::{GraphToken, OboClient, OboError};
 use crate::metrics;
 
@@ -46,6 +48,7 @@ impl Expiry<Key, Arc<GraphToken>> for TokenExpiry {
 pub struct TokenCache {
     cache: Cache<Key, Arc<GraphToken>>,
     obo: OboClient,
+    l2: Option<L2Tokens>,
 }
 
 fn key(assertion: &str, scope: &str) -> Key {
@@ -60,6 +63,11 @@ fn key(assertion: &str, scope: &str) -> Key {
 impl TokenCache {
     /// A cache whose tokens take at most `max_bytes`.
     pub fn new(obo: OboClient, max_bytes: u64) -> TokenCache {
+        Self::with_l2(obo, max_bytes, None)
+    }
+
+    /// The same, in front of the shared cache `l2` when set.
+    pub fn with_l2(obo: OboClient, max_bytes: u64, l2: Option<L2Tokens>) -> TokenCache {
         TokenCache {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
@@ -71,6 +79,7 @@ impl TokenCache {
                 .expire_after(TokenExpiry)
                 .build(),
             obo,
+            l2,
         }
     }
 
@@ -85,10 +94,12 @@ impl TokenCache {
             .cache
             .entry(key(assertion, scope))
             .or_try_insert_with(async {
-                self.obo
-                    .exchange(assertion, scope, None, traceparent)
-                    .await
-                    .map(Arc::new)
+                let exchange = || self.obo.exchange(assertion, scope, None, traceparent);
+                match &self.l2 {
+                    Some(l2) => l2.get_or_exchange(assertion, scope, exchange).await,
+                    None => exchange().await,
+                }
+                .map(Arc::new)
             })
             .await
             .map_err(|e| (*e).clone())?;
@@ -114,11 +125,17 @@ impl TokenCache {
             .and_try_compute_with(|current| async move {
                 match current {
                     Some(entry) if !Arc::ptr_eq(entry.value(), refused) => Ok(Op::Nop),
-                    _ => self
-                        .obo
-                        .exchange(assertion, scope, claims, traceparent)
-                        .await
-                        .map(|t| Op::Put(Arc::new(t))),
+                    _ => {
+                        let fresh = self
+                            .obo
+                            .exchange(assertion, scope, claims, traceparent)
+                            .await?;
+                        if let Some(l2) = &self.l2 {
+                            // The refused token may be what the others hold too.
+                            l2.put(assertion, scope, &fresh).await;
+                        }
+                        Ok(Op::Put(Arc::new(fresh)))
+                    }
                 }
             })
             .await?;

@@ -3,8 +3,10 @@
 
 pub mod cache;
 pub mod credential;
+pub mod l2;
 pub mod obo;
 
 pub use cache::TokenCache;
 pub use credential::Credential;
+pub use l2::L2Tokens;
 pub use obo::{EntraSaid, GraphToken, OboClient, OboError};

@@ -23,9 +23,15 @@ impl ControlApi for GraphState {
 
     fn reset(&self) {
         lock(&self.counters).clear();
+        // Writes still in progress stay counted; their peaks are forgotten.
+        for e in lock(&self.in_flight).values_mut() {
+            e.1 = e.0;
+        }
         lock(&self.requests).clear();
         write(&self.photos).clear();
         self.revoked_before
+            .store(0, std::sync::atomic::Ordering::Release);
+        self.write_latency_ms
             .store(0, std::sync::atomic::Ordering::Release);
     }
 }

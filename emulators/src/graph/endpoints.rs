@@ -1,6 +1,8 @@
 //! The photo endpoints: method and path checks, then authenticate, authorize, resolve, and read,
 //! write or delete the photo; user requests go to `users.rs`; and the answer to a fault.
 
+use std::sync::atomic::Ordering;
+
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
@@ -98,7 +100,12 @@ impl GraphState {
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             _ => {
+                let _writing = self.writing(trace.target.as_deref().unwrap_or_default());
                 let photo = self.upload(parts, body, trace).await?;
+                let latency = self.write_latency_ms.load(Ordering::Acquire);
+                if latency > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                }
                 if let Some(user_id) = key.strip_prefix("u:")
                     && !self.directory.has_mailbox(user_id)
                     && photo.bytes.len() > NO_MAILBOX_MAX_PHOTO_BYTES

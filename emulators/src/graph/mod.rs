@@ -53,6 +53,10 @@ pub(crate) struct GraphState {
     capacity: usize,
     /// Tokens issued (`iat`) before this Unix second are revoked (0: none).
     pub(super) revoked_before: AtomicU64,
+    /// Photo writes in progress per mailbox (`/users/{id}` or `/groups/{id}`): (now, most seen).
+    pub(super) in_flight: Mutex<HashMap<String, (u64, u64)>>,
+    /// How long storing a photo takes, milliseconds (counted as in flight).
+    pub(super) write_latency_ms: AtomicU64,
 }
 
 impl GraphState {
@@ -77,6 +81,8 @@ impl GraphState {
             requests: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
             capacity,
             revoked_before: AtomicU64::new(0),
+            in_flight: Mutex::new(HashMap::new()),
+            write_latency_ms: AtomicU64::new(0),
         }
     }
 }
@@ -101,6 +107,15 @@ impl GraphEmulator {
     /// `https://127.0.0.1:PORT` (without `/v1.0`); also the Graph resource its tokens are for.
     pub fn url(&self) -> String {
         self.state.url.clone()
+    }
+
+    /// Makes every photo write take `latency` while it counts as in flight for its mailbox (a
+    /// latency fault rule delays a request before it is counted); zero to stop.
+    pub fn set_write_latency(&self, latency: std::time::Duration) {
+        self.state.write_latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
     }
 
     /// The counters.

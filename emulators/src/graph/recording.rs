@@ -77,6 +77,13 @@ pub struct GraphCounters {
     pub by_status: BTreeMap<u16, u64>,
     /// By (method, template, status).
     pub requests: Vec<GraphCount>,
+    /// The most photo writes ever in progress at once per mailbox (`/users/{object id}` or
+    /// `/groups/{id}`; a contact's photo counts for its user's mailbox): Graph allows 4.
+    #[serde(default)]
+    pub max_in_flight_per_mailbox: BTreeMap<String, u64>,
+    /// Photo writes in progress now per mailbox (those with none left out).
+    #[serde(default)]
+    pub in_flight_per_mailbox: BTreeMap<String, u64>,
 }
 
 impl GraphCounters {
@@ -183,9 +190,34 @@ impl GraphState {
                 count,
             });
         }
+        {
+            let in_flight = lock(&self.in_flight);
+            out.max_in_flight_per_mailbox = in_flight
+                .iter()
+                .map(|(k, (_, max))| (k.clone(), *max))
+                .collect();
+            out.in_flight_per_mailbox = in_flight
+                .iter()
+                .filter(|(_, (now, _))| *now > 0)
+                .map(|(k, (now, _))| (k.clone(), *now))
+                .collect();
+        }
         out.requests
             .sort_by(|a, b| (&a.path, &a.method, a.status).cmp(&(&b.path, &b.method, b.status)));
         out
+    }
+
+    /// Counts a photo write to `target`'s mailbox as in progress until the guard is dropped.
+    pub(super) fn writing(&self, target: &str) -> Writing<'_> {
+        let mailbox: String = target.split('/').take(3).collect::<Vec<_>>().join("/");
+        let mut map = lock(&self.in_flight);
+        let e = map.entry(mailbox.clone()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+        Writing {
+            state: self,
+            mailbox,
+        }
     }
 
     pub(super) fn requests(&self) -> Vec<RecordedRequest> {
@@ -214,4 +246,18 @@ pub(super) fn client_request_id(parts: &Parts) -> String {
     sent_client_request_id(parts)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or_else(guid)
+}
+
+/// A photo write in progress (see [`GraphState::writing`]).
+pub(super) struct Writing<'a> {
+    state: &'a GraphState,
+    mailbox: String,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = lock(&self.state.in_flight).get_mut(&self.mailbox) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
 }

@@ -187,6 +187,9 @@ imagePullSecrets:
 {{/* Cross-field checks that a JSON schema cannot express well. */}}
 {{- define "photo-gateway.validate" -}}
 {{- $c := .Values.credentials -}}
+{{- if and .Values.redis.enabled (or (not .Values.redis.url) (not .Values.redis.existingSecret)) -}}
+{{- fail "redis.enabled needs redis.url and redis.existingSecret (password, token keys, HMAC key)" -}}
+{{- end -}}
 {{- if and .Values.workloadIdentity.enabled (not (include "photo-gateway.workloadIdentityClientId" .)) -}}
 {{- fail "workloadIdentity.enabled needs workloadIdentity.clientId or config.clientId" -}}
 {{- end -}}
@@ -206,4 +209,17 @@ imagePullSecrets:
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.service.exposeMetrics) -}}
 {{- fail "metrics.serviceMonitor.enabled needs service.exposeMetrics" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Pods sharing the global limits (PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS): redis.expectedReplicas, or
+the most pods there can be (autoscaling.maxReplicas, else replicaCount), so that while Redis is
+down the pods' shares together never exceed Graph's limits.
+*/}}
+{{- define "photo-gateway.redisExpectedReplicas" -}}
+{{- $n := int .Values.redis.expectedReplicas -}}
+{{- if eq $n 0 -}}
+{{- $n = .Values.autoscaling.enabled | ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) -}}
+{{- end -}}
+{{- max $n 1 -}}
 {{- end -}}

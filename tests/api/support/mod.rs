@@ -5,6 +5,7 @@ mod app;
 mod bodies;
 mod paths;
 mod process;
+mod redis_server;
 
 // Used by path (`raw_http::open`, `jwt::header`): their short names alone would say too little.
 pub mod jwt;
@@ -19,3 +20,4 @@ pub use bodies::{
 };
 pub use paths::{DEMO, GUEST_PHOTO, ME, MEGAN, group_photo, user_photo};
 pub use process::{BINARY, GatewayProcess};
+pub use redis_server::{RedisServer, aes_key_b64};

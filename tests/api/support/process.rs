@@ -22,6 +22,15 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts the binary with the emulators' configuration plus `env`, and waits until ready.
     pub async fn spawn(emus: &Emulators, env: &[(&str, &str)]) -> GatewayProcess {
+        Self::spawn_logged(emus, env, None).await
+    }
+
+    /// The same, its log lines (stdout) written to `log` when set.
+    pub async fn spawn_logged(
+        emus: &Emulators,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> GatewayProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,7 +44,10 @@ impl GatewayProcess {
             .env("PHOTO_GATEWAY_METRICS_ADDR", "off")
             .envs(super::app::PASSTHROUGH_ENV)
             .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
+            .stdout(match log {
+                Some(path) => std::fs::File::create(path).unwrap().into(),
+                None => std::process::Stdio::null(),
+            })
             .kill_on_drop(true)
             .spawn()
             .unwrap();

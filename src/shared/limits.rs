@@ -1,0 +1,288 @@
+//! Graph's per-mailbox limits and the per-caller rate, counted once for every replica in Redis.
+//! Each check is one Lua script (atomic on the server, timed by the server's clock, so replicas'
+//! clocks do not matter):
+//!
+//! - **per-caller rate**: GCRA (the token bucket of `admission.rs` as one "theoretical arrival
+//!   time" per caller): `rate` per minute with a burst of `burst`;
+//! - **mailbox concurrency**: a sorted set of leases scored by their expiry; a slot is taken when
+//!   fewer than `limit` unexpired leases remain, renewed while the upload runs, released when it
+//!   ends, and a lease left by a replica that died ends by itself;
+//! - **mailbox bytes**: a sorted set of (upload, bytes) scored by time, summed over the last 30 s.
+//!
+//! Keys hold a SHA-256 of the app and the caller or mailbox (no user name or id in Redis) and
+//! expire when idle. `None` from any method means Redis failed: the caller falls back to its own
+//! share of the limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use sha2::{Digest, Sha256};
+
+use super::{Redis, Use};
+
+const NOW: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) ";
+
+/// Window of Graph's per-mailbox byte limit, milliseconds.
+pub const WINDOW_MS: u64 = 30_000;
+
+/// The scripts and the connection.
+pub struct GlobalLimits {
+    redis: Arc<Redis>,
+    lease: Duration,
+    gcra: Script,
+    acquire: Script,
+    renew: Script,
+    bytes: Script,
+}
+
+/// What the byte window said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Counted: the upload may go.
+    Fits,
+    /// Full: room in this long.
+    Full(Duration),
+}
+
+fn hashed(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+impl GlobalLimits {
+    /// The limits on `redis`; mailbox slots are leased for `lease` at a time.
+    pub fn new(redis: Arc<Redis>, lease: Duration) -> GlobalLimits {
+        GlobalLimits {
+            redis,
+            lease,
+            // KEYS[1] the caller's arrival time; ARGV: ms between requests, burst.
+            gcra: Script::new(&format!(
+                "{NOW}
+                local interval = tonumber(ARGV[1])
+                local burst = tonumber(ARGV[2])
+                local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+                if tat < now then tat = now end
+                local new_tat = tat + interval
+                local allow_at = new_tat - burst * interval
+                if now < allow_at then return math.ceil(allow_at - now) end
+                redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+                return 0"
+            )),
+            // KEYS[1] the leases; ARGV: limit, lease ms, lease id. 1: taken; 0: full.
+            acquire: Script::new(&format!(
+                "{NOW}
+                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+                if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+                  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+                  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+                  return 1
+                end
+                return 0"
+            )),
+            // KEYS[1] the leases; ARGV: lease ms, lease id. 1: renewed; 0: it had ended.
+            renew: Script::new(&format!(
+                "{NOW}
+                local s = redis.call('ZSCORE', KEYS[1], ARGV[2])
+                if not s or tonumber(s) <= now then return 0 end
+                redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])
+                redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+                return 1"
+            )),
+            // KEYS[1] the window; ARGV: limit bytes, these bytes, upload id. 0: counted; else the
+            // milliseconds until enough of the window has passed.
+            bytes: Script::new(&format!(
+                "{NOW}
+                local window = {WINDOW_MS}
+                local limit = tonumber(ARGV[1])
+                local bytes = tonumber(ARGV[2])
+                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+                local e = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+                local used = 0
+                for i = 1, #e, 2 do used = used + tonumber(string.match(e[i], ':(%d+)$')) end
+                if used + bytes <= limit or #e == 0 then
+                  redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. ARGV[2])
+                  redis.call('PEXPIRE', KEYS[1], window + 1000)
+                  return 0
+                end
+                local freed = 0
+                local until_ms = now
+                for i = 1, #e, 2 do
+                  freed = freed + tonumber(string.match(e[i], ':(%d+)$'))
+                  until_ms = tonumber(e[i + 1]) + window
+                  if used - freed + bytes <= limit then break end
+                end
+                return math.max(1, until_ms - now)"
+            )),
+        }
+    }
+
+    /// The lease of a mailbox slot.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Takes one request from the caller's allowance: `Some(None)` allowed, `Some(Some(wait))`
+    /// over the rate, `None` Redis failed.
+    pub async fn caller(
+        &self,
+        app: &str,
+        user: &str,
+        rate_per_min: u32,
+        burst: u32,
+    ) -> Option<Option<Duration>> {
+        let key = format!("{}rate:{}", self.redis.prefix(), hashed(&[app, user]));
+        let interval = 60_000.0 / f64::from(rate_per_min.max(1));
+        let wait: u64 = self
+            .redis
+            .call(Use::CallerRate, |mut c| async move {
+                self.gcra
+                    .key(&key)
+                    .arg(interval)
+                    .arg(burst.max(1))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Some((wait > 0).then(|| Duration::from_millis(wait)))
+    }
+
+    fn mailbox_key(&self, app: &str, mailbox: &str, what: &str) -> String {
+        format!(
+            "{}mbx:{}:{what}",
+            self.redis.prefix(),
+            hashed(&[app, &mailbox.to_ascii_lowercase()])
+        )
+    }
+
+    /// Tries once to take a slot of the mailbox: `Some(Some(lease))` taken, `Some(None)` all
+    /// `limit` slots are leased, `None` Redis failed.
+    pub async fn try_slot(
+        self: &Arc<Self>,
+        app: &str,
+        mailbox: &str,
+        limit: usize,
+    ) -> Option<Option<Lease>> {
+        let key = self.mailbox_key(app, mailbox, "slots");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let taken: u8 = self
+            .redis
+            .call(Use::Mailbox, |mut c| {
+                let (key, id) = (key.clone(), id.clone());
+                async move {
+                    self.acquire
+                        .key(&key)
+                        .arg(limit)
+                        .arg(lease_ms)
+                        .arg(&id)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        if taken == 0 {
+            return Some(None);
+        }
+        let renewer = {
+            let (limits, key, id) = (self.clone(), key.clone(), id.clone());
+            tokio::spawn(async move { limits.keep_renewed(&key, &id).await })
+        };
+        Some(Some(Lease {
+            limits: self.clone(),
+            key,
+            id,
+            renewer,
+        }))
+    }
+
+    /// Renews the lease a third of the way through each term until it is released (the task is
+    /// aborted) or lost.
+    async fn keep_renewed(&self, key: &str, id: &str) {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            let renewed: Option<u8> = self
+                .redis
+                .call(Use::Mailbox, |mut c| async move {
+                    self.renew
+                        .key(key)
+                        .arg(lease_ms)
+                        .arg(id)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
+            if renewed == Some(0) {
+                tracing::warn!(
+                    "a mailbox slot's lease ended before its upload did (Redis unreachable longer than the lease)"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Counts `bytes` in the mailbox's 30-second window if they fit: `None` Redis failed.
+    pub async fn window(
+        &self,
+        app: &str,
+        mailbox: &str,
+        limit: usize,
+        bytes: usize,
+    ) -> Option<Window> {
+        let key = self.mailbox_key(app, mailbox, "bytes");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let wait: u64 = self
+            .redis
+            .call(Use::Mailbox, |mut c| async move {
+                self.bytes
+                    .key(&key)
+                    .arg(limit)
+                    .arg(bytes)
+                    .arg(&id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Some(match wait {
+            0 => Window::Fits,
+            ms => Window::Full(Duration::from_millis(ms)),
+        })
+    }
+}
+
+/// A leased mailbox slot: renewed in the background, released when dropped.
+pub struct Lease {
+    limits: Arc<GlobalLimits>,
+    key: String,
+    id: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let (limits, key, id) = (
+            self.limits.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.id),
+        );
+        // Released in the background: a drop cannot wait. Should it fail, the lease ends anyway.
+        tokio::spawn(async move {
+            limits
+                .redis
+                .call(Use::Mailbox, |mut c| async move {
+                    redis::cmd("ZREM")
+                        .arg(&key)
+                        .arg(&id)
+                        .query_async::<u8>(&mut c)
+                        .await
+                })
+                .await;
+        });
+    }
+}

@@ -1,0 +1,576 @@
+//! The Redis tier: several real gateway processes against one real redis-server and the
+//! emulators. Shared token cache (one exchange per user and scope for all replicas, sealed values,
+//! key rotation), global Graph limits (mailbox concurrency, caller rate, leases of dead replicas),
+//! and Redis failing under load (no 5xx, per-pod fallback, shared again once it is back).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use photo_gateway_emulators::directory::{DEMO_USER_ID, TENANT_DOMAIN};
+use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
+
+use crate::support::{DEMO, GatewayProcess, ME, RedisServer, aes_key_b64, jpeg};
+
+async fn emulators(extra_users: usize) -> Arc<Emulators> {
+    Arc::new(
+        Emulators::start(EmulatorOptions {
+            extra_users,
+            ..EmulatorOptions::default()
+        })
+        .await
+        .expect("emulators start"),
+    )
+}
+
+fn load_user(i: usize) -> String {
+    format!("loaduser{i}@{TENANT_DOMAIN}")
+}
+
+/// The Redis variables plus `extra`, with the rate limits off unless `extra` sets them.
+fn env(redis: &RedisServer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v = redis.gateway_env();
+    v.push(("PHOTO_GATEWAY_CALLER_RATE_PER_MIN".into(), "0".into()));
+    v.push(("PHOTO_GATEWAY_LOG_FORMAT".into(), "json".into()));
+    v.push(("PHOTO_GATEWAY_LOG_LEVEL".into(), "debug".into()));
+    for (k, val) in extra {
+        v.retain(|(key, _)| key != k);
+        v.push(((*k).into(), (*val).into()));
+    }
+    v
+}
+
+async fn replica(
+    emus: &Emulators,
+    vars: &[(String, String)],
+    log: Option<&PathBuf>,
+) -> GatewayProcess {
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    GatewayProcess::spawn_logged(emus, &pairs, log.map(|p| p.as_path())).await
+}
+
+async fn put(
+    client: &reqwest::Client,
+    g: &GatewayProcess,
+    path: &str,
+    token: &str,
+    seed: u8,
+) -> (u16, Option<String>) {
+    let r = client
+        .put(format!("{}{path}", g.base()))
+        .bearer_auth(token)
+        .header("content-type", "image/jpeg")
+        .body(jpeg(600, seed))
+        .send()
+        .await
+        .expect("request sent");
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (r.status().as_u16(), retry_after)
+}
+
+fn obo(emus: &Emulators) -> u64 {
+    emus.entra
+        .counters()
+        .by_grant_type
+        .get("on_behalf_of")
+        .copied()
+        .unwrap_or(0)
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("pgw-redis-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[tokio::test]
+async fn users_through_three_replicas_cost_one_exchange_each_and_a_new_replica_uses_l2() {
+    const USERS: usize = 5;
+    let emus = emulators(USERS).await;
+    let redis = RedisServer::start().await;
+    let vars = env(&redis, &[]);
+    let logs: Vec<PathBuf> = (0..4).map(|i| temp(&format!("replica{i}.log"))).collect();
+    let mut replicas = Vec::new();
+    for log in &logs[..3] {
+        replicas.push(replica(&emus, &vars, Some(log)).await);
+    }
+    let tokens: Vec<String> = (1..=USERS)
+        .map(|i| emus.caller_token(&CallerTokenSpec::for_user(&load_user(i))))
+        .collect();
+    let client = reqwest::Client::new();
+    // Every user through every replica at once: 15 uploads, 5 (user, scope) pairs.
+    let uploads = tokens
+        .iter()
+        .enumerate()
+        .flat_map(|(u, t)| replicas.iter().map(move |g| (u, t, g)));
+    let statuses = futures_util::future::join_all(uploads.map(|(u, t, g)| {
+        let client = &client;
+        async move { put(client, g, ME, t, u as u8).await.0 }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        obo(&emus),
+        USERS as u64,
+        "one exchange per user for all three replicas"
+    );
+
+    // What Redis holds: one sealed value per user, under a name that is no token.
+    let stored = redis.keys("pgw:tok:*").await;
+    let values: Vec<&String> = stored.iter().filter_map(|(_, v)| v.as_ref()).collect();
+    assert_eq!(values.len(), USERS, "{stored:?}");
+    for v in &values {
+        assert!(v.starts_with("k1."), "sealed with the current key: {v}");
+        assert!(!v.contains("eyJ"), "no JWT in the clear");
+    }
+
+    // A replica that was not there serves every user from L2, without an exchange.
+    replicas.remove(0).signal("KILL");
+    let fresh = replica(&emus, &vars, Some(&logs[3])).await;
+    for (u, t) in tokens.iter().enumerate() {
+        assert_eq!(put(&client, &fresh, ME, t, u as u8).await.0, 200);
+    }
+    assert_eq!(
+        obo(&emus),
+        USERS as u64,
+        "the new replica exchanged nothing"
+    );
+
+    // Nothing secret in any replica's log: tokens, keys, the Redis password.
+    drop(replicas);
+    drop(fresh);
+    let secrets: Vec<String> = tokens
+        .iter()
+        .cloned()
+        .chain([aes_key_b64(1), "h".repeat(48), "test-redis-password".into()])
+        .collect();
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            text.contains("photo-gateway listening"),
+            "the log was captured: {log:?}"
+        );
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{log:?} holds a secret");
+        }
+        assert!(!text.contains("eyJ"), "{log:?} holds something JWT-like");
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_without_a_flush() {
+    let emus = emulators(3).await;
+    let redis = RedisServer::start().await;
+    let client = reqwest::Client::new();
+    let a = emus.caller_token(&CallerTokenSpec::for_user(&load_user(1)));
+    let b = emus.caller_token(&CallerTokenSpec::for_user(&load_user(2)));
+    let old = replica(&emus, &env(&redis, &[]), None).await;
+    assert_eq!(put(&client, &old, ME, &a, 1).await.0, 200);
+    assert_eq!(obo(&emus), 1);
+
+    // The new key goes first; the old one stays to open what it sealed.
+    let rotated = temp("keys");
+    std::fs::write(
+        &rotated,
+        format!("k2={}\nk1={}\n", aes_key_b64(2), aes_key_b64(1)),
+    )
+    .unwrap();
+    let rotated = rotated.display().to_string();
+    let new = replica(
+        &emus,
+        &env(&redis, &[("PHOTO_GATEWAY_REDIS_TOKEN_KEYS_FILE", &rotated)]),
+        None,
+    )
+    .await;
+    assert_eq!(put(&client, &new, ME, &a, 1).await.0, 200);
+    assert_eq!(obo(&emus), 1, "the old key still opens the cached token");
+    assert_eq!(put(&client, &new, ME, &b, 2).await.0, 200);
+    assert_eq!(obo(&emus), 2);
+    let sealed: Vec<String> = redis
+        .keys("pgw:tok:*")
+        .await
+        .into_iter()
+        .filter_map(|(_, v)| v)
+        .collect();
+    assert!(sealed.iter().any(|v| v.starts_with("k2.")), "{sealed:?}");
+    assert!(sealed.iter().any(|v| v.starts_with("k1.")), "{sealed:?}");
+
+    // A replica without either key cannot open them: it exchanges, and still serves.
+    let other = temp("keys");
+    std::fs::write(&other, format!("k3={}\n", aes_key_b64(3))).unwrap();
+    let other = other.display().to_string();
+    let stranger = replica(
+        &emus,
+        &env(&redis, &[("PHOTO_GATEWAY_REDIS_TOKEN_KEYS_FILE", &other)]),
+        None,
+    )
+    .await;
+    assert_eq!(put(&client, &stranger, ME, &b, 2).await.0, 200);
+    assert_eq!(obo(&emus), 3, "a value no key opens is never used");
+}
+
+#[tokio::test]
+async fn twenty_uploads_to_one_mailbox_over_three_replicas_keep_graphs_four() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    // Slow enough that per-pod limits alone (4 each) would let 12 in at once.
+    emus.graph.set_write_latency(Duration::from_millis(300));
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "10"),
+            ("PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS", "3"),
+        ],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let statuses = futures_util::future::join_all((0..20).map(|i| {
+        let (client, token, g) = (&client, &token, &replicas[i % 3]);
+        async move { put(client, g, ME, token, i as u8).await.0 }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let max = emus
+        .graph
+        .counters()
+        .max_in_flight_per_mailbox
+        .get(&format!("/users/{DEMO_USER_ID}"))
+        .copied();
+    assert!(matches!(max, Some(1..=4)), "Graph saw {max:?} at once");
+    // 20 writes of 300 ms, at most 4 at a time: at least 5 rounds.
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}
+
+#[tokio::test]
+async fn the_per_caller_rate_holds_across_replicas() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "6"),
+            ("PHOTO_GATEWAY_CALLER_BURST", "3"),
+        ],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for i in 0..9 {
+        answers.push(put(&client, &replicas[i % 3], ME, &token, i as u8).await);
+    }
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(
+        ok, 3,
+        "a burst of 3 for all replicas, not 3 each: {answers:?}"
+    );
+    for (s, retry_after) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*s, 429);
+        let secs: u64 = retry_after.as_deref().unwrap().parse().unwrap();
+        assert!((1..=11).contains(&secs), "{secs}");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_replicas_mailbox_slot_frees_itself_when_its_lease_ends() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "1"),
+            ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "0.2"),
+            ("PHOTO_GATEWAY_REDIS_LEASE_SECS", "2"),
+        ],
+    );
+    let doomed = replica(&emus, &vars, None).await;
+    let survivor = replica(&emus, &vars, None).await;
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    // Warm the survivor's token so its later requests are quick.
+    assert_eq!(put(&client, &survivor, ME, &token, 1).await.0, 200);
+
+    emus.graph.set_write_latency(Duration::from_secs(30));
+    let hung = {
+        let (client, token, base) = (client.clone(), token.clone(), doomed.base());
+        tokio::spawn(async move {
+            client
+                .put(format!("{base}{ME}"))
+                .bearer_auth(token)
+                .header("content-type", "image/jpeg")
+                .body(jpeg(600, 2))
+                .send()
+                .await
+        })
+    };
+    // Until Graph has it, the doomed replica holds the mailbox's one slot.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emus.graph.counters().in_flight_per_mailbox.is_empty() {
+        assert!(Instant::now() < deadline, "the upload reached Graph");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.signal("KILL");
+    emus.graph.set_write_latency(Duration::ZERO);
+    let (status, retry_after) = put(&client, &survivor, ME, &token, 3).await;
+    assert_eq!(
+        (status, retry_after.as_deref()),
+        (429, Some("1")),
+        "the slot is still leased"
+    );
+    let _ = hung.await;
+
+    // The lease (2 s) ends without its replica.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match put(&client, &survivor, ME, &token, 4).await.0 {
+            200 => break,
+            429 if Instant::now() < deadline => {}
+            other => panic!("the slot never came back: {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
+    let emus = emulators(4).await;
+    let mut redis = RedisServer::start().await;
+    let metrics_ports: Vec<String> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+                .to_string()
+        })
+        .collect();
+    let mut replicas = Vec::new();
+    for port in &metrics_ports {
+        let addr = format!("127.0.0.1:{port}");
+        let vars = env(
+            &redis,
+            &[
+                ("PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS", "2"),
+                ("PHOTO_GATEWAY_METRICS_ADDR", &addr),
+            ],
+        );
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let tokens: Vec<String> = (1..=4)
+        .map(|i| emus.caller_token(&CallerTokenSpec::for_user(&load_user(i))))
+        .collect();
+    let client = reqwest::Client::new();
+    let metric = |port: &String, name: &str| {
+        let (client, url, name) = (
+            client.clone(),
+            format!("http://127.0.0.1:{port}/metrics"),
+            name.to_owned(),
+        );
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .filter(|l| l.starts_with(&name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }
+    };
+
+    // Load for 3 s from 4 users over both replicas; Redis dies after 1 s.
+    let load = async {
+        let mut statuses = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut i = 0usize;
+        while Instant::now() < until {
+            let round = futures_util::future::join_all(
+                tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(u, t)| put(&client, &replicas[(u + i) % 2], ME, t, (u + i) as u8)),
+            )
+            .await;
+            statuses.extend(round.into_iter().map(|(s, _)| s));
+            i += 1;
+        }
+        statuses
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        redis.kill();
+    };
+    let (statuses, ()) = tokio::join!(load, kill);
+    assert!(statuses.len() > 8, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "no 5xx (nor anything else): {statuses:?}"
+    );
+    for port in &metrics_ports {
+        assert_eq!(metric(port, "photo_gateway_redis_up").await, 0.0);
+        assert!(metric(port, "photo_gateway_redis_fallbacks_total").await >= 1.0);
+    }
+
+    // Meanwhile each replica keeps its share of a mailbox: 4 / 2 expected replicas = 2 at once.
+    emus.graph.set_write_latency(Duration::from_millis(300));
+    let demo = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let outage = futures_util::future::join_all(
+        (0..4).map(|i| put(&client, &replicas[0], ME, &demo, 20 + i as u8)),
+    )
+    .await;
+    assert!(outage.iter().all(|(s, _)| *s == 200), "{outage:?}");
+    let max = emus
+        .graph
+        .counters()
+        .max_in_flight_per_mailbox
+        .get(&format!("/users/{DEMO_USER_ID}"))
+        .copied();
+    assert_eq!(max, Some(2), "this replica's share of Graph's 4");
+    emus.graph.set_write_latency(Duration::ZERO);
+
+    // Back (empty): the next probe (one a second) finds it, and the replicas share again.
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (u, g) in replicas.iter().enumerate() {
+            assert_eq!(put(&client, g, ME, &tokens[u], 9).await.0, 200);
+        }
+        let mut up = 0.0;
+        for port in &metrics_ports {
+            up += metric(port, "photo_gateway_redis_up").await;
+        }
+        if up == 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Redis never came back into use");
+    }
+    let before = obo(&emus);
+    let megan = emus.caller_token(&CallerTokenSpec::for_user(crate::support::MEGAN));
+    for g in &replicas {
+        assert_eq!(put(&client, g, ME, &megan, 10).await.0, 200);
+    }
+    assert_eq!(
+        obo(&emus),
+        before + 1,
+        "one exchange for both replicas again"
+    );
+    assert_eq!(redis.keys("pgw:tok:*").await.len(), 1);
+}
+
+/// What one upload costs Redis, for docs/scaling.md: commands, bytes on the wire, redis-server
+/// CPU, and memory per cached token. Not a pass/fail test (`--ignored`, prints its figures):
+///
+///     cargo test --test api redis::measure_redis_cost -- --ignored --nocapture
+#[tokio::test]
+#[ignore = "a measurement: run it by name with --ignored --nocapture"]
+async fn measure_redis_cost() {
+    const USERS: usize = 100;
+    const UPLOADS: usize = 1000;
+    let emus = emulators(USERS).await;
+    let redis = RedisServer::start().await;
+    // Every limit on (the defaults), as in production.
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "600"),
+            ("PHOTO_GATEWAY_LOG_LEVEL", "warn"),
+        ],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let tokens: Vec<String> = (1..=USERS)
+        .map(|i| emus.caller_token(&CallerTokenSpec::for_user(&load_user(i))))
+        .collect();
+    let client = reqwest::Client::new();
+    let mem_before: f64 = redis.info("memory").await["used_memory"].parse().unwrap();
+    // Warm: every user's token into L2 (and each replica's L1).
+    for (i, t) in tokens.iter().enumerate() {
+        for g in &replicas {
+            assert_eq!(put(&client, g, ME, t, i as u8).await.0, 200);
+        }
+    }
+    let mem_after: f64 = redis.info("memory").await["used_memory"].parse().unwrap();
+    let keys = redis.keys("pgw:tok:*").await;
+    let mut c = redis.connection().await.unwrap();
+    let usage: u64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&keys[0].0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let value_len = keys[0].1.as_ref().map_or(0, String::len);
+
+    // Steady state: L1 hits, the limits in Redis.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let cpu0 = redis.cpu_time();
+    let started = Instant::now();
+    let mut done = 0;
+    for chunk in (0..UPLOADS).collect::<Vec<_>>().chunks(16) {
+        let round = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|&i| put(&client, &replicas[i % 3], ME, &tokens[i % USERS], i as u8)),
+        )
+        .await;
+        done += round.iter().filter(|(s, _)| *s == 200).count();
+    }
+    let elapsed = started.elapsed();
+    let cpu = redis.cpu_time() - cpu0;
+    let stats = redis.info("stats").await;
+    let commands = redis.info("commandstats").await;
+    let calls: u64 = commands
+        .values()
+        .filter_map(|v| {
+            v.split(',')
+                .next()?
+                .strip_prefix("calls=")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let net_in: f64 = stats["total_net_input_bytes"].parse().unwrap();
+    let net_out: f64 = stats["total_net_output_bytes"].parse().unwrap();
+    println!(
+        "uploads {done}/{UPLOADS} over 3 replicas in {elapsed:?} ({:.0}/s)",
+        done as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "redis commands per upload: {:.2}",
+        calls as f64 / done as f64
+    );
+    for (k, v) in &commands {
+        println!("  {k}: {v}");
+    }
+    println!(
+        "redis bytes per upload: in {:.0}, out {:.0}",
+        net_in / done as f64,
+        net_out / done as f64
+    );
+    println!(
+        "redis-server CPU per upload: {:.1} µs ({cpu:?} total)",
+        cpu.as_secs_f64() * 1e6 / done as f64
+    );
+    println!(
+        "per cached token: MEMORY USAGE {usage} bytes, sealed value {value_len} bytes, used_memory growth {:.0} bytes/token",
+        (mem_after - mem_before) / USERS as f64
+    );
+    assert_eq!(done, UPLOADS);
+}
