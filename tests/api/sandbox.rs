@@ -311,9 +311,14 @@ async fn sandbox_applies_settings_from_its_environment_but_keeps_its_wiring() {
     )
     .await;
     let r = &sb.ready;
+    // The passthrough settings every sandbox test runs with are applied too.
     assert_eq!(
         r["env_applied"],
-        serde_json::json!(["PHOTO_GATEWAY_MAX_PHOTO_BYTES"])
+        serde_json::json!([
+            "PHOTO_GATEWAY_IMAGE_ALLOWED_MODES",
+            "PHOTO_GATEWAY_IMAGE_MODE",
+            "PHOTO_GATEWAY_MAX_PHOTO_BYTES"
+        ])
     );
     assert_eq!(
         r["env_ignored"],
