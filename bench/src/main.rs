@@ -260,8 +260,9 @@ async fn main() -> ExitCode {
     if args.image_only {
         let iterations = if args.smoke { 2 } else { 20 };
         let python = args.python.clone();
+        let smoke = args.smoke;
         let Ok((v, problems)) =
-            tokio::task::spawn_blocking(move || image::phase(iterations, &python)).await
+            tokio::task::spawn_blocking(move || image::phase(iterations, &python, !smoke)).await
         else {
             eprintln!("photo-gateway-bench: the image phase panicked");
             return ExitCode::FAILURE;
@@ -743,8 +744,9 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     step("image stage phase (in process, and the Pillow reference)");
     let iterations = if args.smoke { 2 } else { 20 };
     let python = args.python.clone();
+    let smoke = args.smoke;
     let (image_json, image_problems) =
-        tokio::task::spawn_blocking(move || image::phase(iterations, &python))
+        tokio::task::spawn_blocking(move || image::phase(iterations, &python, !smoke))
             .await
             .map_err(|e| format!("image phase: {e}"))?;
     problems.extend(image_problems);
