@@ -1,6 +1,9 @@
 //! The emulators' own rules: they must answer like Entra ID and Graph, or the gateway's tests
 //! would prove nothing.
 
+mod common;
+use common::{claims_of, client, put, start};
+
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -8,45 +11,8 @@ use photo_gateway_emulators::directory::{
     CONTACT_FOLDER_ID, CONTACT_ID, DEMO_USER_ID, DEMO_USER_UPN, FOLDER_CONTACT_ID,
     GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID, GUEST_USER_UPN,
 };
-use photo_gateway_emulators::{
-    CallerTokenSpec, EmulatorOptions, Emulators, FaultRule, TokenErrorKind, sample_jpeg,
-};
+use photo_gateway_emulators::{CallerTokenSpec, Emulators, FaultRule, TokenErrorKind, sample_jpeg};
 use serde_json::{Value, json};
-
-async fn start() -> Emulators {
-    Emulators::start(EmulatorOptions::default()).await.unwrap()
-}
-
-/// A client that trusts only the emulators' CA (so TLS is really verified) and keeps no idle connections.
-fn client(emus: &Emulators) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emus.ca_pem().as_bytes()).unwrap()])
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn claims_of(token: &str) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-async fn put(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -> reqwest::Response {
-    c.put(url)
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// Checks Graph's error shape and headers; returns `error.code`.
 async fn graph_error(resp: reqwest::Response, status: u16) -> String {

@@ -2,8 +2,10 @@
 //! sizes of a stored photo, and answers an upload over 100 KB for a user without a mailbox with
 //! Graph's 404: the image stage's end-to-end tests rely on all three.
 
+mod common;
+use common::client;
+
 use std::io::Cursor;
-use std::time::Duration;
 
 use photo_gateway_emulators::directory::{DEMO_USER_UPN, GROUP_ID};
 use photo_gateway_emulators::{
@@ -11,14 +13,6 @@ use photo_gateway_emulators::{
     NO_MAILBOX_USER_UPN, sample_jpeg,
 };
 use serde_json::Value;
-
-fn client(emus: &Emulators) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emus.ca_pem().as_bytes()).unwrap()])
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// A JPEG of noise (it compresses badly, so its size is predictable from its pixels).
 fn noisy_jpeg(w: u32, h: u32, quality: u8, seed: u32) -> Vec<u8> {

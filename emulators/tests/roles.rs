@@ -2,7 +2,8 @@
 //! user's photo need an admin role (`wids`), self changes a self or photo scope; app-only tokens
 //! carry the app's granted application permissions (`roles`).
 
-use std::time::Duration;
+mod common;
+use common::{claims_of, client, send, start};
 
 use photo_gateway_emulators::directory::{
     DEMO_USER_ID, DEMO_USER_UPN, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID,
@@ -11,51 +12,11 @@ use photo_gateway_emulators::roles::{
     DEFAULT_USER_ROLE, GATEWAY_APP_PERMISSIONS, GLOBAL_ADMINISTRATOR, PEOPLE_ADMINISTRATOR,
     PLAIN_USER_ID, PLAIN_USER_UPN, USER_ADMINISTRATOR,
 };
-use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, sample_jpeg};
+use photo_gateway_emulators::{CallerTokenSpec, Emulators, sample_jpeg};
 use serde_json::Value;
 
 const MEGAN: &str = "megan.bowen@contoso.onmicrosoft.com";
 const PHOTO_ADMIN: &str = "photo.admin@contoso.onmicrosoft.com";
-
-async fn start() -> Emulators {
-    Emulators::start(EmulatorOptions::default()).await.unwrap()
-}
-
-fn client(emus: &Emulators) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emus.ca_pem().as_bytes()).unwrap()])
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn claims_of(token: &str) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-async fn send(
-    c: &reqwest::Client,
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    c.request(method.parse().unwrap(), url)
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// Graph's refusal, exactly: 403, `Authorization_RequestDenied`, its message and bookkeeping.
 async fn assert_request_denied(resp: reqwest::Response, what: &str) {

@@ -1,43 +1,15 @@
 //! Team photos in the Graph emulator: TeamSettings.ReadWrite.All writes (204, as Teams answers),
 //! Team.ReadBasic.All reads, delegated and application alike; a team's photo is its group's.
 
-use std::time::Duration;
+mod common;
+use common::{client, send, start};
 
 use photo_gateway_emulators::directory::{
     DEMO_USER_UPN, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID,
 };
 use photo_gateway_emulators::teams::{NOT_A_TEAM_GROUP_ID, TEAM_ID, seeded_teams};
-use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, sample_jpeg};
+use photo_gateway_emulators::{CallerTokenSpec, Emulators, sample_jpeg};
 use serde_json::Value;
-
-async fn start() -> Emulators {
-    Emulators::start(EmulatorOptions::default()).await.unwrap()
-}
-
-fn client(emus: &Emulators) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emus.ca_pem().as_bytes()).unwrap()])
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn send(
-    c: &reqwest::Client,
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    c.request(method.parse().unwrap(), url)
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn error_code(resp: reqwest::Response, status: u16) -> String {
     assert_eq!(resp.status(), status);
