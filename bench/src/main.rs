@@ -281,7 +281,16 @@ async fn main() -> ExitCode {
             .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
         {
             Ok(r) => {
-                println!("{}", report::table(&r));
+                println!(
+                    "{}{}{}",
+                    report::table(&r),
+                    if r["image_stage"].is_null() {
+                        String::new()
+                    } else {
+                        image::table(&r["image_stage"])
+                    },
+                    image_load::table(&r["image_throughput"])
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
