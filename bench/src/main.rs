@@ -8,7 +8,8 @@
 //! `--gateway-bin`), starts `photo-gateway sandbox --emulators-only` and `photo-gateway serve` as
 //! two child processes, drives both with its own HTTP/1.1 load generator (one bearer token per
 //! user), reads the gateway's CPU and memory from /proc, prints a table and writes the same
-//! figures as JSON. `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
+//! figures as JSON. Phase 7 (issue 10) runs a second gateway in `normalize` mode on 12 MP JPEGs
+//! (`image_load`), next to the image stage in process (`image`). `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
 //! request fails or a figure is missing. The goals are reported, never enforced.
 
 mod image;
