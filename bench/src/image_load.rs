@@ -248,3 +248,43 @@ pub fn table(v: &Value) -> String {
         t["graph_received"]["dimensions"],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_env_overrides_only_the_mode() {
+        let env = vec![
+            (
+                "PHOTO_GATEWAY_IMAGE_MODE".to_string(),
+                "passthrough".to_string(),
+            ),
+            ("PHOTO_GATEWAY_LOG_LEVEL".to_string(), "warn".to_string()),
+        ];
+        let e = normalize_env(&env);
+        let modes: Vec<&str> = e
+            .iter()
+            .filter(|(k, _)| k == "PHOTO_GATEWAY_IMAGE_MODE")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(modes, ["normalize"]);
+        assert!(e.contains(&("PHOTO_GATEWAY_LOG_LEVEL".to_string(), "warn".to_string())));
+    }
+
+    #[test]
+    fn goal_is_images_times_stage_cpu_over_gateway_cpu() {
+        // 10 images/s with 1 core busy and 80 ms per image in process: the busy CPU allows
+        // 12.5 images/s, so 0.8 (10 × 0.08 s of stage work per 1 s of gateway CPU): missed.
+        let t = json!({"throughput_images_per_s": 10.0, "gateway_busy_cores": 1.0});
+        let g = goal(&t, Some(80.0), 2);
+        assert!((g["efficiency"].as_f64().unwrap() - 0.8).abs() < 1e-9);
+        assert_eq!(g["met"], false);
+        assert!((g["core_scaling"].as_f64().unwrap() - 0.4).abs() < 1e-9);
+        let g = goal(&t, Some(95.0), 2);
+        assert_eq!(g["met"], true);
+        // No in-process figure: no ratio, and no verdict.
+        let g = goal(&t, None, 2);
+        assert!(g["efficiency"].is_null() && g["met"].is_null());
+    }
+}
