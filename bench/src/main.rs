@@ -8,10 +8,12 @@
 //! `--gateway-bin`), starts `photo-gateway sandbox --emulators-only` and `photo-gateway serve` as
 //! two child processes, drives both with its own HTTP/1.1 load generator (one bearer token per
 //! user), reads the gateway's CPU and memory from /proc, prints a table and writes the same
-//! figures as JSON. `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
+//! figures as JSON. Phase 7 (issue 10) runs a second gateway in `normalize` mode on 12 MP JPEGs
+//! (`image_load`), next to the image stage in process (`image`). `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
 //! request fails or a figure is missing. The goals are reported, never enforced.
 
 mod image;
+mod image_load;
 mod load;
 mod machine;
 mod procs;
@@ -108,6 +110,14 @@ struct Args {
     /// figures to --out (use another file than the full run's results).
     #[arg(long)]
     image_only: bool,
+    /// Run only the image stage's throughput phase (the gateway in `normalize` receiving the
+    /// 4032 × 3024 JPEG at C = cores) and the in-process phase it is compared with; writes their
+    /// figures to --out (use another file than the full run's results).
+    #[arg(long)]
+    image_throughput_only: bool,
+    /// Requests of the image throughput phase (default 48; 2 × cores with --smoke).
+    #[arg(long)]
+    image_requests: Option<usize>,
     /// Python with Pillow for the image phase's reference (`bench/pillow_reference.py`).
     #[arg(long, default_value = "python3")]
     python: String,
@@ -141,6 +151,8 @@ struct Params {
     starts: usize,
     criterion: bool,
     replicas: bool,
+    image_requests: usize,
+    image_concurrency: usize,
 }
 
 const SIZE_50K: usize = 50 * 1024;
@@ -184,12 +196,19 @@ impl Params {
             memory_size: if smoke { SIZE_50K } else { SIZE_4M },
             starts: a.starts.unwrap_or(if smoke { 1 } else { 7 }),
             criterion: !smoke && !a.skip_criterion,
-            replicas: !a.skip_replicas,
+            replicas: !a.skip_replicas && !a.image_throughput_only,
+            image_requests: a
+                .image_requests
+                .unwrap_or(if smoke { 2 * cores() } else { 48 }),
+            image_concurrency: cores(),
         };
         if p.concurrency == 0 || p.starts == 0 || p.memory_concurrency == 0 {
             return Err(
                 "--concurrency, --starts and --memory-concurrency must be at least 1".into(),
             );
+        }
+        if p.image_requests == 0 {
+            return Err("--image-requests must be at least 1".into());
         }
         if p.token_users == 0 || p.token_users > p.users {
             return Err("--token-users must be between 1 and --users".into());
@@ -215,6 +234,7 @@ impl Params {
             "token_phase": {"requests": self.token_requests, "users": self.token_users, "concurrency": self.concurrency, "photo_bytes": SIZE_50K},
             "memory_phase": {"concurrency": self.memory_concurrency, "rounds": self.memory_rounds, "photo_bytes": self.memory_size, "rss_sample_interval_ms": 10},
             "starts": self.starts,
+            "image_throughput_phase": {"requests": self.image_requests, "concurrency": self.image_concurrency, "photo": "samples::phone_jpeg(4032, 3024, 6)", "image_mode": "normalize"},
             "warmup_requests_per_phase": self.warmup(),
             "http": "HTTP/1.1 keep-alive, one connection per concurrent request, one bearer token per user, round-robin over users",
             "gateway_env_overrides": {
@@ -228,6 +248,20 @@ impl Params {
     fn warmup(&self) -> usize {
         if self.smoke { 2 } else { 2 * self.concurrency }
     }
+}
+
+/// The machine's cores (C of the image throughput phase).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The in-process image phase (CPU per image, and the Pillow reference), off the async workers.
+async fn image_in_process(smoke: bool, python: &str) -> Result<(Value, Vec<String>), String> {
+    let iterations = if smoke { 2 } else { 20 };
+    let python = python.to_owned();
+    tokio::task::spawn_blocking(move || image::phase(iterations, &python, !smoke))
+        .await
+        .map_err(|e| format!("image phase: {e}"))
 }
 
 /// The ready file of `photo-gateway sandbox --emulators-only`.
@@ -248,7 +282,16 @@ async fn main() -> ExitCode {
             .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
         {
             Ok(r) => {
-                println!("{}", report::table(&r));
+                println!(
+                    "{}{}{}",
+                    report::table(&r),
+                    if r["image_stage"].is_null() {
+                        String::new()
+                    } else {
+                        image::table(&r["image_stage"])
+                    },
+                    image_load::table(&r["image_throughput"])
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -432,6 +475,21 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             .collect::<Vec<_>>()
             .join(" ")
     ));
+
+    if args.image_throughput_only {
+        return image_throughput_only(
+            args,
+            p,
+            &gateway_bin,
+            &tmp,
+            &client,
+            &sandbox,
+            &env,
+            &caller_tokens,
+            started,
+        )
+        .await;
+    }
 
     // 5b. Start to ready.
     step(&format!(
@@ -640,6 +698,26 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     check(&mut problems, "memory phase", &mem);
     drop(gateway);
 
+    // 7. The image stage through the gateway (issue 10): normalize mode, 12 MP JPEGs, C = cores.
+    step(&format!(
+        "image throughput: {} PUTs of the 4032x3024 JPEG at concurrency {}, PHOTO_GATEWAY_IMAGE_MODE=normalize",
+        p.image_requests, p.image_concurrency
+    ));
+    let image_tput = image_load::phase(
+        &image_load::Setup {
+            gateway_bin: &gateway_bin,
+            env: &env,
+            log: &tmp.path().join("gateway-image.log"),
+            client: &client,
+            graph_url: &sandbox.graph_url,
+            caller_tokens: &caller_tokens,
+            requests: p.image_requests,
+            concurrency: p.image_concurrency,
+        },
+        &mut problems,
+    )
+    .await;
+
     // 6. Three replicas with Redis against three without, with Graph latency.
     let replicas_json = if p.replicas {
         step(&format!(
@@ -742,14 +820,12 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     }
 
     step("image stage phase (in process, and the Pillow reference)");
-    let iterations = if args.smoke { 2 } else { 20 };
-    let python = args.python.clone();
-    let smoke = args.smoke;
-    let (image_json, image_problems) =
-        tokio::task::spawn_blocking(move || image::phase(iterations, &python, !smoke))
-            .await
-            .map_err(|e| format!("image phase: {e}"))?;
+    let (image_json, image_problems) = image_in_process(args.smoke, &args.python).await?;
     problems.extend(image_problems);
+    let image_throughput = json!({
+        "throughput": image_tput,
+        "goal": image_load::goal(&image_tput, image_json["jpeg_12mp_to_648"]["stage_cpu_ms_median"].as_f64(), p.image_concurrency),
+    });
 
     let mut results = json!({
         "benchmark": "photo-gateway issue 6",
@@ -796,6 +872,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "start_to_ready_ms": {"median": start_median, "all": start_ms},
         "jwt_validation_criterion": criterion,
         "image_stage": image_json,
+        "image_throughput": image_throughput,
         "replicas": replicas_json,
         "problems": problems,
     });
@@ -803,6 +880,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     results["goals"] = report::goals(&results);
     let text = report::table(&results)
         + &image::table(&results["image_stage"])
+        + &image_load::table(&results["image_throughput"])
         + &replicas::table(&results["replicas"]);
     println!("{text}");
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -1028,4 +1106,64 @@ fn marginal_cpu(cost: &[(&str, usize, Pair)]) -> Option<f64> {
     };
     let (c0, c1) = (per(&first.2)?, per(&last.2)?);
     Some((c1 - c0) / ((last.1 - first.1) as f64 / MIB))
+}
+
+/// `--image-throughput-only`: the sandbox is up and the tokens minted; runs the image throughput
+/// phase and the in-process phase it is compared with, prints and writes their figures.
+#[allow(clippy::too_many_arguments)]
+async fn image_throughput_only(
+    args: &Args,
+    p: &Params,
+    gateway_bin: &Path,
+    tmp: &TempDir,
+    client: &reqwest::Client,
+    sandbox: &Sandbox,
+    env: &[(String, String)],
+    caller_tokens: &[String],
+    started: Instant,
+) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    step(&format!(
+        "image throughput: {} PUTs of the 4032x3024 JPEG at concurrency {}, PHOTO_GATEWAY_IMAGE_MODE=normalize",
+        p.image_requests, p.image_concurrency
+    ));
+    let tput = image_load::phase(
+        &image_load::Setup {
+            gateway_bin,
+            env,
+            log: &tmp.path().join("gateway-image.log"),
+            client,
+            graph_url: &sandbox.graph_url,
+            caller_tokens,
+            requests: p.image_requests,
+            concurrency: p.image_concurrency,
+        },
+        &mut problems,
+    )
+    .await;
+    step("image stage phase (in process, and the Pillow reference)");
+    let (stage, stage_problems) = image_in_process(args.smoke, &args.python).await?;
+    problems.extend(stage_problems);
+    let results = json!({
+        "machine": machine::describe(),
+        "gateway": {"binary": gateway_bin.display().to_string(), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
+        "duration_s": started.elapsed().as_secs_f64(),
+        "image_stage": stage,
+        "image_throughput": {
+            "throughput": tput,
+            "goal": image_load::goal(&tput, stage["jpeg_12mp_to_648"]["stage_cpu_ms_median"].as_f64(), p.image_concurrency),
+        },
+        "problems": problems,
+    });
+    println!(
+        "{}",
+        image::table(&results["image_stage"]) + &image_load::table(&results["image_throughput"])
+    );
+    std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+    )
+    .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    step(&format!("results written to {}", args.out.display()));
+    Ok(problems)
 }
