@@ -3,7 +3,7 @@
 //! carry the app's granted application permissions (`roles`).
 
 mod common;
-use common::{claims_of, client, send, start};
+use common::{access_token as token_request, claims_of, client, send, start};
 
 use photo_gateway_emulators::directory::{
     DEMO_USER_ID, DEMO_USER_UPN, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID,
@@ -48,18 +48,6 @@ async fn obo(emus: &Emulators, user: &str, scope: &str) -> String {
         ("scope", scope),
     ];
     token_request(emus, &form).await
-}
-
-async fn token_request(emus: &Emulators, form: &[(&str, &str)]) -> String {
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        emus.entra_url(),
-        emus.tenant_id()
-    );
-    let resp = client(emus).post(url).form(form).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

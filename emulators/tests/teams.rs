@@ -2,13 +2,13 @@
 //! Team.ReadBasic.All reads, delegated and application alike; a team's photo is its group's.
 
 mod common;
-use common::{client, send, start};
+use common::{access_token as token, client, send, start};
 
 use photo_gateway_emulators::directory::{
     DEMO_USER_UPN, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET, GROUP_ID,
 };
 use photo_gateway_emulators::teams::{NOT_A_TEAM_GROUP_ID, TEAM_ID, seeded_teams};
-use photo_gateway_emulators::{CallerTokenSpec, Emulators, sample_jpeg};
+use photo_gateway_emulators::{CallerTokenSpec, sample_jpeg};
 use serde_json::Value;
 
 async fn error_code(resp: reqwest::Response, status: u16) -> String {
@@ -19,18 +19,6 @@ async fn error_code(resp: reqwest::Response, status: u16) -> String {
         "{body}"
     );
     body["error"]["code"].as_str().unwrap().to_owned()
-}
-
-async fn token(emus: &Emulators, form: &[(&str, &str)]) -> String {
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        emus.entra_url(),
-        emus.tenant_id()
-    );
-    let resp = client(emus).post(url).form(form).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

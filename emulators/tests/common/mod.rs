@@ -54,3 +54,16 @@ pub async fn send(
 pub async fn put(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -> reqwest::Response {
     send(c, "PUT", url, token, body).await
 }
+
+/// The `access_token` of a successful answer of the Entra emulator's token endpoint to `form`.
+pub async fn access_token(emus: &Emulators, form: &[(&str, &str)]) -> String {
+    let url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        emus.entra_url(),
+        emus.tenant_id()
+    );
+    let resp = client(emus).post(url).form(form).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
