@@ -1,4 +1,4 @@
-//! The photo update handler and its OpenAPI description (one operation per Graph path).
+//! The photo update handler and its OpenAPI description (one operation per Graph path, teams too).
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -54,7 +54,7 @@ fn body_stream(payload: web::Payload) -> BodyStream {
     }))
 }
 
-/// PUT or PATCH a photo on any of Graph's seven `…/photo/$value` paths.
+/// PUT or PATCH a photo on any of Graph's seven `…/photo/$value` update paths or a team's.
 pub async fn update_photo(
     req: HttpRequest,
     payload: web::Payload,
@@ -82,8 +82,9 @@ pub async fn update_photo(
     let request_id = request_id
         .map(|r| r.0)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+        ApiError::MethodNotAllowed("use PUT or PATCH".into(), "GET, PUT, PATCH, DELETE")
+    })?;
     let image = match ImageRequest::parse(req.query_string()) {
         Ok(i) => i,
         Err(e) => {
@@ -232,6 +233,13 @@ photo_operation!(
     "/v1.0/groups/{group}/photo/$value",
     "Set a group's photo",
     [("group", "Group object id")]
+);
+photo_operation!(
+    replace_team_photo = "replaceTeamPhoto",
+    update_team_photo = "updateTeamPhoto",
+    "/v1.0/teams/{team}/photo/$value",
+    "Set a team's photo",
+    [("team", "Team id (its group's object id)")]
 );
 photo_operation!(
     replace_my_contact_photo = "replaceMyContactPhoto",
