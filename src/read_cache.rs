@@ -86,7 +86,13 @@ impl CachedPhoto {
 /// The read cache; with a zero byte bound it holds nothing.
 pub struct ReadCache {
     cache: Option<Cache<Key, Arc<CachedPhoto>>>,
+    max_bytes: u64,
     max_age: Duration,
+}
+
+fn weight(k: &Key, v: &CachedPhoto) -> u32 {
+    let w = v.bytes.len() + k.target.len() + v.etag.len() + ENTRY_OVERHEAD;
+    u32::try_from(w).unwrap_or(u32::MAX)
 }
 
 impl ReadCache {
@@ -104,7 +110,11 @@ impl ReadCache {
             }
             builder.build()
         });
-        ReadCache { cache, max_age }
+        ReadCache {
+            cache,
+            max_bytes,
+            max_age,
+        }
     }
 
     /// How long an entry is served without asking Graph; also the answers' `max-age`.
@@ -150,7 +160,12 @@ impl ReadCache {
         photo: Arc<CachedPhoto>,
     ) {
         if let Some(cache) = &self.cache {
-            cache.insert(Self::key(tenant, target, size), photo).await;
+            let key = Self::key(tenant, target, size);
+            // moka would admit it and evict it later: one photo over the whole bound never goes in.
+            if u64::from(weight(&key, &photo)) > self.max_bytes {
+                return;
+            }
+            cache.insert(key, photo).await;
             metrics::read_cache_bytes(cache.weighted_size());
         }
     }

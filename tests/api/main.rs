@@ -18,6 +18,7 @@ mod openapi;
 mod overload;
 mod paths;
 mod proptests;
+mod read;
 mod redis;
 mod sandbox;
 mod secrets;

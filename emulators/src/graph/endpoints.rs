@@ -49,7 +49,7 @@ impl GraphState {
         trace.template = Some(path.template());
         let method = &parts.method;
         let writes = *method != Method::GET && *method != Method::HEAD;
-        let sized = path.size.is_some();
+        let sized = path.size.is_some() || path.list;
         let method_ok = match *method {
             Method::GET => true,
             Method::PUT | Method::PATCH => path.value && !sized,
@@ -72,6 +72,10 @@ impl GraphState {
         let (key, target) = self.resolve(&path, Some(&caller))?;
         trace.target = Some(target);
         match *method {
+            Method::GET if path.list => {
+                let photo = read(&self.photos).get(&key).cloned();
+                Ok(json(StatusCode::OK, &self.sizes_list(photo.as_ref())))
+            }
             Method::GET if path.size.is_some() => self.sized(parts, &path, &key).await,
             Method::GET if path.value => {
                 let photo = read(&self.photos).get(&key).cloned().ok_or_else(|| {

@@ -326,6 +326,29 @@ impl GraphState {
         Ok(photo.answer(parts, Some(size), Bytes::from(scaled), "image/jpeg"))
     }
 
+    /// `GET …/photos`: the sizes Exchange keeps of the stored photo (those not larger than it).
+    pub(super) fn sizes_list(&self, photo: Option<&StoredPhoto>) -> Value {
+        let value: Vec<Value> = photo
+            .map(|p| {
+                let edge = p.width.unwrap_or(0).min(p.height.unwrap_or(0));
+                PHOTO_SIZES
+                    .iter()
+                    .filter(|s| **s <= edge)
+                    .map(|s| {
+                        json!({
+                            "@odata.mediaContentType": "image/jpeg",
+                            "@odata.mediaEtag": p.etag(Some(*s)),
+                            "id": format!("{s}X{s}"),
+                            "height": s,
+                            "width": s,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({ "value": value })
+    }
+
     pub(super) fn metadata(
         &self,
         path: &PhotoPath,
