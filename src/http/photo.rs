@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::openapi_errors::UploadErrors;
 use crate::auth::Credentials;
 use crate::error::{ApiError, target_error};
-use crate::graph::PhotoTarget;
+use crate::graph::{PhotoTarget, PhotoView};
 use crate::image_request::ImageRequest;
 use crate::service::{PhotoUpdate, UploadReceipt};
 use crate::state::AppState;
@@ -64,10 +64,18 @@ pub async fn update_photo(
     let caller = state.photos.authenticate(&credentials(&req)).await?;
     span.record("client_app", caller.client_app_id.as_str());
     span.record("tenant_id", caller.tenant_id.as_str());
-    let target = match PhotoTarget::parse(req.path()) {
-        Ok(t) => t,
+    let parsed = PhotoTarget::parse_view(req.path()).map_err(|e| target_error(e, req.path()));
+    let target = match parsed {
+        Ok((t, PhotoView::Value)) => t,
+        // Metadata, sizes: read-only views.
+        Ok((t, view)) => {
+            let allow = view.allow(t.kind());
+            return Err(ApiError::MethodNotAllowed(
+                format!("{} is not supported here: use {allow}", req.method()),
+                allow,
+            ));
+        }
         Err(e) => {
-            let e = target_error(e, req.path());
             state
                 .photos
                 .refused_before_target(&caller, req.method().as_str(), req.path(), &e);
