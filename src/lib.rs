@@ -13,6 +13,7 @@ pub mod image;
 pub mod image_request;
 pub mod metrics;
 pub mod outbound;
+pub mod read_cache;
 pub mod service;
 pub mod shared;
 pub mod shutdown;

@@ -8,6 +8,10 @@
 //! sent from here on is its output) → mailbox slot (another user named by UPN resolved to its
 //! object id) → send (one fresh token if Graph refuses the cached one) → receipt → audit.
 
+mod read;
+
+pub use read::{PhotoDelete, PhotoRead, ReadAnswer};
+
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -24,6 +28,7 @@ use crate::graph::{
 use crate::image::{ImageOptions, ImageStage, InputInfo, OutputInfo};
 use crate::image_request::{ImagePolicy, ImageRequest, mode_name};
 use crate::metrics;
+use crate::read_cache::ReadCache;
 use crate::telemetry::outbound_traceparent;
 use crate::token::{GraphToken, TokenCache};
 use crate::upload::{BodyHeaders, BodyStream, Photo, UploadLimits, read_photo, sniff};
@@ -87,6 +92,7 @@ pub struct PhotoService {
     pub(crate) tokens: TokenCache,
     pub(crate) graph: GraphClient,
     pub(crate) scopes: Scopes,
+    pub(crate) read_cache: ReadCache,
     pub(crate) upload: UploadLimits,
     pub(crate) policy: CallerPolicy,
     pub(crate) admission: Admission,
@@ -105,6 +111,11 @@ struct Progress {
 }
 
 impl PhotoService {
+    /// The read cache: `invalidate(tenant, target)` is what other replicas' writes call.
+    pub fn read_cache(&self) -> &ReadCache {
+        &self.read_cache
+    }
+
     /// Validates the request's bearer token.
     pub async fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Caller, ApiError> {
         self.validator.validate(bearer_token(credentials)?).await
@@ -146,8 +157,10 @@ impl PhotoService {
         let _reservation = self.admit(up).await?;
         let scope = self
             .scopes
-            .get(up.target.kind(), Access::Write)
-            .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
+            .get(up.target.scope_kind(up.caller.identity()), Access::Write)
+            .ok_or_else(|| {
+                ApiError::MethodNotAllowed("this target cannot be written".into(), "GET")
+            })?;
         let (received, token) = self
             .receive(up, body, scope, &mut progress.received)
             .await?;
@@ -160,7 +173,21 @@ impl PhotoService {
         // Written before Graph is called: a caller that disconnects mid-call still leaves a
         // trace of a change that may have happened.
         audit::attempt(up, &graph_path, &photo, &input);
-        let graph_request_id = self.send(up, &graph_path, &photo, token, scope).await?;
+        let sent = self
+            .send(up, &graph_path, &photo, token.clone(), scope)
+            .await;
+        // Whatever Graph answered, the photo may have changed: the cached copy is not trusted.
+        let traceparent = outbound_traceparent(up.traceparent);
+        self.forget(
+            up.caller,
+            up.target,
+            &token,
+            scope,
+            up.request_id,
+            traceparent.as_deref(),
+        )
+        .await;
+        let graph_request_id = sent?;
         Ok(receipt(
             up,
             graph_path,
@@ -173,7 +200,7 @@ impl PhotoService {
 
     /// The calling app may change this kind of target.
     fn authorize(&self, up: &PhotoUpdate<'_>) -> Result<(), ApiError> {
-        self.policy.authorize(up.caller, up.target)
+        self.policy.authorize(up.caller, up.target, Access::Write)
     }
 
     /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is

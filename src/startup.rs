@@ -18,6 +18,7 @@ use crate::config::{ImageConfig, ImageCrop, ImageMode};
 use crate::graph::{GraphClient, Scopes, UserIds};
 use crate::image::{Crop, ImageLimits, ImageOptions, ImageStage, Mode};
 use crate::image_request::ImagePolicy;
+use crate::read_cache::ReadCache;
 use crate::service::PhotoService;
 use crate::shared::{GlobalLimits, Redis};
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
@@ -121,6 +122,7 @@ impl Application {
                 config.graph.max_retries,
             ),
             scopes: Scopes::new(config.graph.scopes.clone()),
+            read_cache: ReadCache::new(config.read_cache.max_bytes, config.read_cache.max_age),
             upload: UploadLimits {
                 max_bytes: config.body.max_photo_bytes,
                 read_timeout: config.body.read_timeout,

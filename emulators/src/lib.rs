@@ -61,9 +61,9 @@ pub use directory::{
     GUEST_USER_UPN, Group, NO_MAILBOX_USER_ID, NO_MAILBOX_USER_UPN, TENANT_DOMAIN, TENANT_ID, User,
 };
 pub use entra::{
-    CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, CallerTokenSpec, ClientCertificate,
-    DEFAULT_FEDERATED_SUBJECT, EntraCounters, EntraEmulator, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE,
-    TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
+    CONSENTED_READ_SCOPES, CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, CallerTokenSpec,
+    ClientCertificate, DEFAULT_FEDERATED_SUBJECT, EntraCounters, EntraEmulator, GRAPH_APP_ID,
+    PUBLIC_GRAPH_RESOURCE, TOKEN_EXCHANGE_AUDIENCE, TokenErrorKind,
 };
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use graph::{
@@ -262,11 +262,12 @@ impl Emulators {
                 self.ca_file.display().to_string(),
             ),
             ("PHOTO_GATEWAY_CLIENT_SECRET", self.client_secret.clone()),
-            // The demo client may change every kind of target, so every documented flow works;
-            // the secure default (own photo and own contacts only) applies to every other app.
+            // The demo client may read, change and delete every kind of target Graph allows, so
+            // every documented flow works; the secure default (own photo and own contacts only)
+            // applies to every other app.
             (
                 "PHOTO_GATEWAY_CALLER_POLICY",
-                format!("{DEMO_CLIENT_ID}=users,groups,contacts"),
+                format!("{DEMO_CLIENT_ID}=users,groups,contacts,teams,users:delete,groups:delete"),
             ),
         ]
         .into_iter()

@@ -1,14 +1,15 @@
-//! Which calling app may change which kind of target. Secure default: any allowed caller may
-//! change the signed-in user's own photo and own contacts' photos; other users', their contacts'
-//! and groups' photos need the calling app to be granted that kind explicitly
-//! (`PHOTO_GATEWAY_CALLER_POLICY`, parsed by the configuration into plain grants).
+//! Which calling app may read, change or delete which kind of target. Secure default: any
+//! allowed caller may read, change and delete the signed-in user's own photo and own contacts'
+//! photos; other users', their contacts', groups' and teams' photos need the calling app to be
+//! granted that kind and access explicitly (`PHOTO_GATEWAY_CALLER_POLICY`, parsed by the
+//! configuration into plain grants).
 
 use std::collections::HashMap;
 
 use super::caller::Caller;
-use crate::config::Grants;
+use crate::config::{Grants, KindGrants};
 use crate::error::ApiError;
-use crate::graph::{PhotoTarget, TargetKind, Whose};
+use crate::graph::{Access, PhotoTarget, TargetKind, Whose};
 
 /// Grants per calling client id (`*` for every caller).
 #[derive(Debug, Clone, Default)]
@@ -16,12 +17,18 @@ pub struct CallerPolicy {
     grants: HashMap<String, Grants>,
 }
 
-/// Whether `grants` cover another's target of this kind, and how to name it in a refusal.
-fn covers(grants: &Grants, kind: TargetKind) -> bool {
+/// Whether `grants` cover another's target of this kind for this access.
+fn covers(grants: &Grants, kind: TargetKind, access: Access) -> bool {
+    let set: &KindGrants = match access {
+        Access::Read => &grants.read,
+        Access::Write => &grants.write,
+        Access::Delete => &grants.delete,
+    };
     match kind {
-        TargetKind::User => grants.users,
-        TargetKind::Group => grants.groups,
-        TargetKind::Contact => grants.contacts,
+        TargetKind::User => set.users,
+        TargetKind::Group => set.groups,
+        TargetKind::Contact => set.contacts,
+        TargetKind::Team => set.teams,
         // `/me` is always the caller's own.
         TargetKind::Me => true,
     }
@@ -32,6 +39,15 @@ fn others(kind: TargetKind) -> &'static str {
         TargetKind::User | TargetKind::Me => "other users' photos",
         TargetKind::Group => "groups' photos",
         TargetKind::Contact => "other users' contacts' photos",
+        TargetKind::Team => "teams' photos",
+    }
+}
+
+fn verb(access: Access) -> &'static str {
+    match access {
+        Access::Read => "read",
+        Access::Write => "change",
+        Access::Delete => "delete",
     }
 }
 
@@ -41,19 +57,25 @@ impl CallerPolicy {
         CallerPolicy { grants }
     }
 
-    fn granted(&self, client: &str, kind: TargetKind) -> bool {
-        let has = |k: &str| self.grants.get(k).is_some_and(|g| covers(g, kind));
+    fn granted(&self, client: &str, kind: TargetKind, access: Access) -> bool {
+        let has = |k: &str| self.grants.get(k).is_some_and(|g| covers(g, kind, access));
         has(&client.to_ascii_lowercase()) || has("*")
     }
 
-    /// Allows the call, or refuses it with 403 `caller-not-allowed`.
-    pub fn authorize(&self, caller: &Caller, target: &PhotoTarget) -> Result<(), ApiError> {
+    /// Allows the access, or refuses it with 403 `caller-not-allowed`.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        target: &PhotoTarget,
+        access: Access,
+    ) -> Result<(), ApiError> {
         let kind = target.kind();
         match target.whose(caller.identity()) {
-            Whose::Others if !self.granted(&caller.client_app_id, kind) => {
+            Whose::Others if !self.granted(&caller.client_app_id, kind, access) => {
                 Err(ApiError::CallerNotAllowed(format!(
-                    "the calling application {} may not change {}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
+                    "the calling application {} may not {} {}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
                     caller.client_app_id,
+                    verb(access),
                     others(kind)
                 )))
             }
@@ -66,6 +88,8 @@ impl CallerPolicy {
 mod tests {
     use super::*;
     use crate::auth::Assertion;
+
+    const W: Access = Access::Write;
 
     fn caller(app: &str) -> Caller {
         Caller {
@@ -84,15 +108,25 @@ mod tests {
             (
                 "app-a".to_owned(),
                 Grants {
-                    users: true,
-                    groups: true,
-                    contacts: false,
+                    write: KindGrants {
+                        users: true,
+                        groups: true,
+                        ..KindGrants::default()
+                    },
+                    ..Grants::default()
                 },
             ),
             (
                 "*".to_owned(),
                 Grants {
-                    contacts: true,
+                    write: KindGrants {
+                        contacts: true,
+                        ..KindGrants::default()
+                    },
+                    read: KindGrants {
+                        teams: true,
+                        ..KindGrants::default()
+                    },
                     ..Grants::default()
                 },
             ),
@@ -113,27 +147,38 @@ mod tests {
             folder: None,
             contact: "c".into(),
         };
-        assert!(p.authorize(&caller("app-b"), &PhotoTarget::Me).is_ok());
-        assert!(p.authorize(&caller("app-b"), &own).is_ok());
+        assert!(p.authorize(&caller("app-b"), &PhotoTarget::Me, W).is_ok());
+        assert!(p.authorize(&caller("app-b"), &own, W).is_ok());
         assert!(matches!(
-            p.authorize(&caller("app-b"), &other),
+            p.authorize(&caller("app-b"), &other, W),
             Err(ApiError::CallerNotAllowed(_))
         ));
         assert!(matches!(
-            p.authorize(&caller("app-b"), &group),
+            p.authorize(&caller("app-b"), &group, W),
             Err(ApiError::CallerNotAllowed(_))
         ));
-        assert!(p.authorize(&caller("app-a"), &other).is_ok());
-        assert!(p.authorize(&caller("app-a"), &group).is_ok());
+        assert!(p.authorize(&caller("app-a"), &other, W).is_ok());
+        assert!(p.authorize(&caller("app-a"), &group, W).is_ok());
         assert!(
-            p.authorize(&caller("app-b"), &their_contact).is_ok(),
+            p.authorize(&caller("app-b"), &their_contact, W).is_ok(),
             "wildcard grant"
         );
         assert!(matches!(
-            p.authorize(&caller("app-b"), &own_upn),
+            p.authorize(&caller("app-b"), &own_upn, W),
             Err(ApiError::CallerNotAllowed(_))
         ));
-        assert!(p.authorize(&caller("app-a"), &own_upn).is_ok());
+        assert!(p.authorize(&caller("app-a"), &own_upn, W).is_ok());
+        // Own targets: every access; others': only the access granted.
+        for access in [Access::Read, Access::Write, Access::Delete] {
+            assert!(p.authorize(&caller("app-b"), &own, access).is_ok());
+        }
+        assert!(
+            p.authorize(&caller("app-a"), &other, Access::Delete)
+                .is_err()
+        );
+        let team = PhotoTarget::Team { team: "t".into() };
+        assert!(p.authorize(&caller("app-b"), &team, Access::Read).is_ok());
+        assert!(p.authorize(&caller("app-b"), &team, W).is_err());
         assert_eq!(
             own_upn.mailbox(caller("a").identity()),
             crate::graph::MailboxName::Id("oid-1")

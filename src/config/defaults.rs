@@ -77,6 +77,34 @@ pub const SCOPE_WRITE_USERS: &str = "User.ReadWrite.All";
 pub const SCOPE_WRITE_GROUPS: &str = "Group.ReadWrite.All";
 /// Contacts' photos (own mailbox or another's).
 pub const SCOPE_WRITE_CONTACTS: &str = "Contacts.ReadWrite";
+/// Teams' photos.
+pub const SCOPE_WRITE_TEAMS: &str = "TeamSettings.ReadWrite.All";
+/// Least-privilege delegated scopes for reads: the signed-in user's own photo.
+pub const SCOPE_READ_ME: &str = "User.Read";
+/// Other users' photos.
+pub const SCOPE_READ_USERS: &str = "ProfilePhoto.Read.All";
+/// Groups' photos.
+pub const SCOPE_READ_GROUPS: &str = "ProfilePhoto.Read.All";
+/// Contacts' photos.
+pub const SCOPE_READ_CONTACTS: &str = "Contacts.Read";
+/// Teams' photos.
+pub const SCOPE_READ_TEAMS: &str = "Team.ReadBasic.All";
+/// Least-privilege delegated scopes for deletes: the signed-in user's own photo.
+pub const SCOPE_DELETE_ME: &str = "User.ReadWrite";
+/// Other users' photos.
+pub const SCOPE_DELETE_USERS: &str = "ProfilePhoto.ReadWrite.All";
+/// Groups' photos.
+pub const SCOPE_DELETE_GROUPS: &str = "ProfilePhoto.ReadWrite.All";
+
+// --- read cache
+/// Photo bytes the read cache keeps: 64 MiB holds about 1,300 photos of 48 KB (a 648 px JPEG).
+pub const READ_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Most an operator may give the read cache (it lives in the gateway's memory).
+pub const MAX_READ_CACHE_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// How long a cached photo is served before Graph is asked again (with its ETag).
+pub const READ_CACHE_MAX_AGE_SECS: u64 = 300;
+/// Longest max-age: a day (a deleted or changed photo elsewhere shows this long at most).
+pub const MAX_READ_CACHE_MAX_AGE_SECS: u64 = 86_400;
 
 // --- body
 /// Graph refuses requests of 4 MiB and more: the photo limit is exclusive and can only be lowered.

@@ -14,9 +14,9 @@ mod source;
 
 pub use defaults::PREFIX;
 pub use sections::{
-    AdmissionConfig, BodyConfig, CallerConfig, CredentialConfig, EntraConfig, Grants, GraphConfig,
-    ImageConfig, ImageCrop, ImageMode, JwksConfig, KindScopes, LogFormat, ScopeConfig,
-    ServerConfig, ShutdownConfig, TelemetryConfig, UpstreamConfig,
+    AdmissionConfig, BodyConfig, CallerConfig, CredentialConfig, DeleteScopes, EntraConfig, Grants,
+    GraphConfig, ImageConfig, ImageCrop, ImageMode, JwksConfig, KindGrants, KindScopes, LogFormat,
+    ReadCacheConfig, ScopeConfig, ServerConfig, ShutdownConfig, TelemetryConfig, UpstreamConfig,
 };
 
 pub use redis::RedisConfig;
@@ -48,6 +48,8 @@ pub struct Config {
     pub caller: CallerConfig,
     /// Microsoft Graph and the scopes asked for it.
     pub graph: GraphConfig,
+    /// The in-memory cache of photos read.
+    pub read_cache: ReadCacheConfig,
     /// What a caller may send.
     pub body: BodyConfig,
     /// The image stage.
@@ -81,6 +83,7 @@ impl Config {
             jwks: JwksConfig::read(&v)?,
             caller: CallerConfig::read(&v)?,
             graph: GraphConfig::read(&v)?,
+            read_cache: ReadCacheConfig::read(&v)?,
             body: BodyConfig::read(&v)?,
             image: ImageConfig::read(&v)?,
             admission: AdmissionConfig::read(&v)?,
@@ -120,6 +123,24 @@ mod tests {
             c.graph.scopes.write.contacts,
             "https://graph.microsoft.com/Contacts.ReadWrite"
         );
+        assert_eq!(
+            c.graph.scopes.read.me,
+            "https://graph.microsoft.com/User.Read"
+        );
+        assert_eq!(
+            c.graph.scopes.read.teams,
+            "https://graph.microsoft.com/Team.ReadBasic.All"
+        );
+        assert_eq!(
+            c.graph.scopes.delete.users,
+            "https://graph.microsoft.com/ProfilePhoto.ReadWrite.All"
+        );
+        assert_eq!(
+            c.graph.scopes.write.teams,
+            "https://graph.microsoft.com/TeamSettings.ReadWrite.All"
+        );
+        assert_eq!(c.read_cache.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.read_cache.max_age.as_secs(), 300);
         assert_eq!(c.body.max_photo_bytes, 4_194_304);
         assert_eq!(
             c.entra.app_id_uri,
@@ -279,8 +300,27 @@ mod tests {
         ));
         let c = Config::from_vars(v).unwrap();
         let a = c.caller.policy["app-a"];
-        assert!(a.users && a.groups && !a.contacts);
-        assert!(c.caller.policy["*"].contacts);
+        // A bare kind keeps its meaning (may change), and may read what it may change.
+        assert!(a.write.users && a.write.groups && !a.write.contacts);
+        assert!(a.read.users && !a.delete.users);
+        assert!(c.caller.policy["*"].write.contacts);
+
+        let mut v = base();
+        v.push((
+            "PHOTO_GATEWAY_CALLER_POLICY".into(),
+            "b=users:read,groups:delete,teams".into(),
+        ));
+        let b = Config::from_vars(v).unwrap().caller.policy["b"];
+        assert!(b.read.users && !b.write.users && !b.delete.users);
+        assert!(b.delete.groups && b.read.groups && !b.write.groups);
+        assert!(b.write.teams && b.read.teams);
+
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_CALLER_POLICY".into(), "x=users:erase".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_CALLER_POLICY"
+        );
 
         let mut v = base();
         v.push(("PHOTO_GATEWAY_CALLER_POLICY".into(), "x=everything".into()));

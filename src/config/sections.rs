@@ -312,16 +312,29 @@ impl JwksConfig {
     }
 }
 
-/// Which kinds of other people's targets one calling app may change, beyond the signed-in user's
-/// own photo and own contacts (which every allowed caller may change).
+/// Which kinds of other people's targets one access covers (`users`, `groups`, `contacts`, `teams`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Grants {
+pub struct KindGrants {
     /// Other users' photos (`users`).
     pub users: bool,
     /// Groups' photos (`groups`).
     pub groups: bool,
     /// Other users' contacts' photos (`contacts`).
     pub contacts: bool,
+    /// Teams' photos (`teams`; a team is never the caller's own).
+    pub teams: bool,
+}
+
+/// What one calling app may do to other people's targets, beyond the signed-in user's own photo
+/// and own contacts (which every allowed caller may read, change and delete).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// GET (`kind:read`; every write or delete grant of a kind also grants reading it).
+    pub read: KindGrants,
+    /// PUT and PATCH (a bare `kind`, as before reads and deletes existed, or `kind:write`).
+    pub write: KindGrants,
+    /// DELETE (`kind:delete`).
+    pub delete: KindGrants,
 }
 
 /// Who may call, with which token, and what each calling app may change.
@@ -364,7 +377,9 @@ impl CallerConfig {
     }
 }
 
-/// Parses `client-id=users,groups;other-id=contacts;*=groups`.
+/// Parses `client-id=users,groups:read;other-id=contacts,users:delete;*=groups`: a bare kind is a
+/// write grant (what the policy meant before reads and deletes existed); `kind:read`,
+/// `kind:write`, `kind:delete` name the access; writing or deleting a kind implies reading it.
 fn parse_policy(text: &str) -> Result<HashMap<String, Grants>, String> {
     let mut policy: HashMap<String, Grants> = HashMap::new();
     for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
@@ -374,12 +389,31 @@ fn parse_policy(text: &str) -> Result<HashMap<String, Grants>, String> {
         let grants = policy
             .entry(client.trim().to_ascii_lowercase())
             .or_default();
-        for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-            match kind.to_ascii_lowercase().as_str() {
-                "users" => grants.users = true,
-                "groups" => grants.groups = true,
-                "contacts" => grants.contacts = true,
-                other => return Err(format!("unknown kind {other:?} (users, groups, contacts)")),
+        for item in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            let lower = item.to_ascii_lowercase();
+            let (kind, access) = lower.split_once(':').unwrap_or((&lower, "write"));
+            let mut sets: Vec<&mut KindGrants> = match access.trim() {
+                "read" => vec![&mut grants.read],
+                "write" => vec![&mut grants.write, &mut grants.read],
+                "delete" => vec![&mut grants.delete, &mut grants.read],
+                other => {
+                    return Err(format!(
+                        "unknown access {other:?} in {item:?} (read, write, delete)"
+                    ));
+                }
+            };
+            for set in sets.iter_mut() {
+                match kind.trim() {
+                    "users" => set.users = true,
+                    "groups" => set.groups = true,
+                    "contacts" => set.contacts = true,
+                    "teams" => set.teams = true,
+                    other => {
+                        return Err(format!(
+                            "unknown kind {other:?} (users, groups, contacts, teams)"
+                        ));
+                    }
+                }
             }
         }
     }
@@ -389,7 +423,7 @@ fn parse_policy(text: &str) -> Result<HashMap<String, Grants>, String> {
 /// Delegated Graph scopes for one kind of access, per kind of target, fully qualified.
 #[derive(Debug, Clone)]
 pub struct KindScopes {
-    /// The signed-in user's own photo (`/me`).
+    /// The signed-in user's own photo (`/me`, and `/users/{own object id}`).
     pub me: String,
     /// A user's photo (`/users/{id}`).
     pub users: String,
@@ -397,13 +431,59 @@ pub struct KindScopes {
     pub groups: String,
     /// A contact's photo (every contact path).
     pub contacts: String,
+    /// A team's photo.
+    pub teams: String,
 }
 
-/// Delegated Graph scopes per access; only writes exist so far.
+/// Delegated Graph scopes for deletes: Graph deletes only users' and groups' photos.
+#[derive(Debug, Clone)]
+pub struct DeleteScopes {
+    /// The signed-in user's own photo.
+    pub me: String,
+    /// A user's photo.
+    pub users: String,
+    /// A group's photo.
+    pub groups: String,
+}
+
+/// Delegated Graph scopes per access.
 #[derive(Debug, Clone)]
 pub struct ScopeConfig {
+    /// GET.
+    pub read: KindScopes,
     /// PUT and PATCH.
     pub write: KindScopes,
+    /// DELETE.
+    pub delete: DeleteScopes,
+}
+
+/// The in-memory cache of photos read (`read_cache.rs`).
+#[derive(Debug, Clone)]
+pub struct ReadCacheConfig {
+    /// Photo bytes kept, at most; 0 disables the cache.
+    pub max_bytes: u64,
+    /// How long a cached photo is served without asking Graph; also the answers' `max-age`.
+    pub max_age: Duration,
+}
+
+impl ReadCacheConfig {
+    pub(super) fn read(v: &Vars) -> Result<ReadCacheConfig, ConfigError> {
+        let max_bytes = v.parse("READ_CACHE_MAX_BYTES", d::READ_CACHE_MAX_BYTES)?;
+        if max_bytes > d::MAX_READ_CACHE_MAX_BYTES {
+            return Err(err(
+                "READ_CACHE_MAX_BYTES",
+                format!("at most {}", d::MAX_READ_CACHE_MAX_BYTES),
+            ));
+        }
+        let max_age = v.secs("READ_CACHE_MAX_AGE_SECS", d::READ_CACHE_MAX_AGE_SECS)?;
+        if max_age.as_secs() > d::MAX_READ_CACHE_MAX_AGE_SECS {
+            return Err(err(
+                "READ_CACHE_MAX_AGE_SECS",
+                format!("at most {}", d::MAX_READ_CACHE_MAX_AGE_SECS),
+            ));
+        }
+        Ok(ReadCacheConfig { max_bytes, max_age })
+    }
 }
 
 /// Microsoft Graph and how it is called.
@@ -435,12 +515,26 @@ impl GraphConfig {
             .unwrap_or_else(|| base_url.origin().ascii_serialization());
         let scope =
             |key: &str, default: &str| qualify(&scope_resource, v.get(key).unwrap_or(default));
+        // Writes keep their first names (`SCOPE_ME`…): existing deployments change nothing.
         let scopes = ScopeConfig {
+            read: KindScopes {
+                me: scope("SCOPE_READ_ME", d::SCOPE_READ_ME),
+                users: scope("SCOPE_READ_USERS", d::SCOPE_READ_USERS),
+                groups: scope("SCOPE_READ_GROUPS", d::SCOPE_READ_GROUPS),
+                contacts: scope("SCOPE_READ_CONTACTS", d::SCOPE_READ_CONTACTS),
+                teams: scope("SCOPE_READ_TEAMS", d::SCOPE_READ_TEAMS),
+            },
             write: KindScopes {
                 me: scope("SCOPE_ME", d::SCOPE_WRITE_ME),
                 users: scope("SCOPE_USERS", d::SCOPE_WRITE_USERS),
                 groups: scope("SCOPE_GROUPS", d::SCOPE_WRITE_GROUPS),
                 contacts: scope("SCOPE_CONTACTS", d::SCOPE_WRITE_CONTACTS),
+                teams: scope("SCOPE_TEAMS", d::SCOPE_WRITE_TEAMS),
+            },
+            delete: DeleteScopes {
+                me: scope("SCOPE_DELETE_ME", d::SCOPE_DELETE_ME),
+                users: scope("SCOPE_DELETE_USERS", d::SCOPE_DELETE_USERS),
+                groups: scope("SCOPE_DELETE_GROUPS", d::SCOPE_DELETE_GROUPS),
             },
         };
         let max_retries: u32 = v.parse("GRAPH_MAX_RETRIES", d::GRAPH_MAX_RETRIES)?;

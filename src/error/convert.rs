@@ -91,9 +91,10 @@ impl From<OboError> for ApiError {
 pub fn target_error(e: TargetError, path: &str) -> ApiError {
     match e {
         TargetError::NoSuchRoute => ApiError::NotFound(format!(
-            "{path} is not one of Graph's photo update paths (see /docs)"
+            "{path} is not one of Graph's photo paths (see /docs)"
         )),
         TargetError::InvalidId(why) => ApiError::InvalidTarget(why),
+        TargetError::InvalidSize(why) => ApiError::InvalidParameter(why),
     }
 }
 

@@ -211,9 +211,17 @@ pub enum ApiError {
     /// No such route.
     #[error("{0}")]
     NotFound(String),
-    /// The route exists but not for this method.
+    /// The route exists but not for this method; the methods it answers (`Allow`).
     #[error("{0}")]
-    MethodNotAllowed(String),
+    MethodNotAllowed(String, &'static str),
+    /// A read of a photo that does not exist (Graph's `ImageNotFound`).
+    #[error("{detail}")]
+    PhotoNotFound {
+        /// What went wrong.
+        detail: String,
+        /// Graph's answer.
+        graph: Box<GraphErrorInfo>,
+    },
     /// A handler panicked: a bug, caught at the handler boundary.
     #[error(
         "the gateway failed unexpectedly while handling this request; report the request id to its operators"
@@ -305,7 +313,8 @@ impl ApiError {
             ApiError::Overloaded(_) => &OVERLOADED,
             ApiError::RateLimited { .. } => &RATE_LIMITED,
             ApiError::NotFound(_) => &NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => &METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(..) => &METHOD_NOT_ALLOWED,
+            ApiError::PhotoNotFound { .. } => &PHOTO_NOT_FOUND,
             ApiError::Internal => &INTERNAL_ERROR,
         }
     }
@@ -326,7 +335,8 @@ impl ApiError {
             ApiError::GraphRejected { graph, .. }
             | ApiError::GraphRejectedToken { graph, .. }
             | ApiError::GraphUnavailable { graph, .. }
-            | ApiError::GraphError { graph, .. } => Some(graph),
+            | ApiError::GraphError { graph, .. }
+            | ApiError::PhotoNotFound { graph, .. } => Some(graph),
             _ => None,
         }
     }
@@ -458,7 +468,12 @@ impl ResponseError for ApiError {
             // The rest of the body is never read: the connection cannot be reused.
             resp.force_close();
         }
-        if let Some(allow) = row.allow {
+        // The path's own methods when the error knows them, else the row's.
+        let allow = match self {
+            ApiError::MethodNotAllowed(_, allow) => Some(*allow),
+            _ => row.allow,
+        };
+        if let Some(allow) = allow {
             resp.insert_header((header::ALLOW, allow));
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -553,7 +568,11 @@ mod tests {
                 retry_after: 7,
             },
             ApiError::NotFound("x".into()),
-            ApiError::MethodNotAllowed("x".into()),
+            ApiError::MethodNotAllowed("x".into(), "GET, PUT, PATCH, DELETE"),
+            ApiError::PhotoNotFound {
+                detail: "x".into(),
+                graph: graph(),
+            },
             ApiError::Internal,
         ];
         for e in &all {
@@ -590,7 +609,8 @@ mod tests {
                 | ApiError::Overloaded(_)
                 | ApiError::RateLimited { .. }
                 | ApiError::NotFound(_)
-                | ApiError::MethodNotAllowed(_)
+                | ApiError::MethodNotAllowed(..)
+                | ApiError::PhotoNotFound { .. }
                 | ApiError::Internal => {}
             }
         }

@@ -209,7 +209,7 @@ pub(super) static IMAGE_NOT_FITTABLE: ErrorRow = row(
 pub(super) static INVALID_PARAMETER: ErrorRow = row(
     "invalid-parameter",
     StatusCode::BAD_REQUEST,
-    "a query parameter (`mode`, `crop`, `maxBytes`) has a value the gateway does not accept, or is repeated",
+    "a query parameter (`mode`, `crop`, `maxBytes`) or a photo size has a value the gateway does not accept, or is repeated",
 );
 pub(super) static MODE_NOT_ALLOWED: ErrorRow = row(
     "mode-not-allowed",
@@ -316,12 +316,19 @@ pub(super) static RATE_LIMITED: ErrorRow = retry(
     "a per-caller or per-mailbox rate limit",
 );
 pub(super) static NOT_FOUND: ErrorRow = row("not-found", StatusCode::NOT_FOUND, "no such route");
+pub(super) static PHOTO_NOT_FOUND: ErrorRow = upstream(
+    "photo-not-found",
+    StatusCode::NOT_FOUND,
+    "graph",
+    "a read of a photo that does not exist (Graph's `ImageNotFound`)",
+);
 pub(super) static METHOD_NOT_ALLOWED: ErrorRow = ErrorRow {
-    allow: Some("PUT, PATCH"),
+    // The most a photo path answers; each answer names its own path's methods.
+    allow: Some("GET, PUT, PATCH, DELETE"),
     ..row(
         "method-not-allowed",
         StatusCode::METHOD_NOT_ALLOWED,
-        "a method other than PUT or PATCH on a photo path",
+        "a method the photo path does not answer (DELETE of a contact's or a team's photo, a write of metadata or a size)",
     )
 };
 pub(super) static INTERNAL_ERROR: ErrorRow = row(
@@ -362,6 +369,7 @@ pub static ROWS: &[&ErrorRow] = &[
     &NOT_READY,
     &OVERLOADED,
     &RATE_LIMITED,
+    &PHOTO_NOT_FOUND,
     &NOT_FOUND,
     &METHOD_NOT_ALLOWED,
     &INTERNAL_ERROR,

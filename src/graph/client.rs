@@ -34,6 +34,31 @@ pub struct GraphUpload<'a> {
     pub traceparent: Option<&'a str>,
 }
 
+/// One read or delete to send.
+pub struct GraphCall<'a> {
+    /// Path below `/v1.0`, already encoded.
+    pub path: &'a str,
+    /// The id Graph will log for this request.
+    pub client_request_id: &'a str,
+    /// W3C trace context to propagate, if the caller sent one.
+    pub traceparent: Option<&'a str>,
+}
+
+/// What a read returned.
+#[derive(Debug, Clone)]
+pub struct GraphRead {
+    /// Graph answered 304: the copy named in `If-None-Match` is current (no body).
+    pub not_modified: bool,
+    /// Graph's `Content-Type`.
+    pub content_type: Option<String>,
+    /// Graph's `ETag`.
+    pub etag: Option<String>,
+    /// Graph's `request-id`.
+    pub request_id: Option<String>,
+    /// The answer's bytes.
+    pub body: bytes::Bytes,
+}
+
 /// Graph's own error details, surfaced in the problem body.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -209,6 +234,124 @@ impl GraphClient {
         token: &SecretString,
     ) -> Result<Option<String>, GraphFailure> {
         let url = self.url(up.path);
+        let resp = self
+            .execute(up.client_request_id, "upload", |timeout| {
+                self.request(
+                    up.method.clone(),
+                    &url,
+                    token,
+                    up.client_request_id,
+                    up.traceparent,
+                )
+                .timeout(timeout)
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .header(header::CONTENT_LENGTH, up.body.len())
+                .body(reqwest::Body::wrap(up.body.body()))
+            })
+            .await?;
+        Ok(header_str(resp.headers(), "request-id"))
+    }
+
+    /// Deletes a photo (`DELETE …/photo/$value`), retrying what may be retried; returns Graph's
+    /// `request-id`.
+    pub async fn delete(
+        &self,
+        call: &GraphCall<'_>,
+        token: &SecretString,
+    ) -> Result<Option<String>, GraphFailure> {
+        let url = self.url(call.path);
+        let resp = self
+            .execute(call.client_request_id, "delete", |timeout| {
+                self.request(
+                    Method::DELETE,
+                    &url,
+                    token,
+                    call.client_request_id,
+                    call.traceparent,
+                )
+                .timeout(timeout)
+            })
+            .await?;
+        Ok(header_str(resp.headers(), "request-id"))
+    }
+
+    /// Reads a photo or its metadata (`GET`), with `If-None-Match` when the caller holds a copy.
+    /// The answer is buffered, at most `max_bytes` (photos are small: Graph takes none of 4 MiB
+    /// or more), so it can be cached and its digest known; a larger answer is a Graph failure.
+    pub async fn read(
+        &self,
+        call: &GraphCall<'_>,
+        token: &SecretString,
+        if_none_match: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<GraphRead, GraphFailure> {
+        let url = self.url(call.path);
+        let resp = self
+            .execute(call.client_request_id, "read", |timeout| {
+                let mut req = self
+                    .request(
+                        Method::GET,
+                        &url,
+                        token,
+                        call.client_request_id,
+                        call.traceparent,
+                    )
+                    .timeout(timeout);
+                if let Some(tag) = if_none_match {
+                    req = req.header(header::IF_NONE_MATCH, tag);
+                }
+                req
+            })
+            .await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let too_large = || {
+            GraphFailure::ServerError(GraphErrorInfo {
+                status,
+                message: Some(format!(
+                    "Graph's answer is larger than the {max_bytes} bytes a photo read may take"
+                )),
+                request_id: header_str(&headers, "request-id"),
+                client_request_id: Some(call.client_request_id.to_owned()),
+                ..GraphErrorInfo::default()
+            })
+        };
+        if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(too_large());
+        }
+        let mut body = bytes::BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    GraphFailure::AttemptTimeout
+                } else {
+                    GraphFailure::Reset
+                }
+            })?;
+            if body.len() + chunk.len() > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(GraphRead {
+            not_modified: status == StatusCode::NOT_MODIFIED.as_u16(),
+            content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
+            etag: header_str(&headers, header::ETAG.as_str()),
+            request_id: header_str(&headers, "request-id"),
+            body: body.freeze(),
+        })
+    }
+
+    /// Sends what `build` makes (given the time left for one attempt), retrying Graph's 429,
+    /// 503, 504 and refused connections within the deadline; a 2xx or 304 is returned, anything
+    /// else is a `GraphFailure`.
+    async fn execute(
+        &self,
+        client_request_id: &str,
+        what: &'static str,
+        build: impl Fn(Duration) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GraphFailure> {
         let started = Instant::now();
         let deadline = started + self.deadline;
         let mut attempt = 0u32;
@@ -217,18 +360,7 @@ impl GraphClient {
             if remaining.is_zero() {
                 return Err(GraphFailure::DeadlinePassed);
             }
-            let req = self
-                .request(
-                    up.method.clone(),
-                    &url,
-                    token,
-                    up.client_request_id,
-                    up.traceparent,
-                )
-                .timeout(self.attempt_timeout.min(remaining))
-                .header(header::CONTENT_TYPE, "image/jpeg")
-                .header(header::CONTENT_LENGTH, up.body.len())
-                .body(reqwest::Body::wrap(up.body.body()));
+            let req = build(self.attempt_timeout.min(remaining));
             let sent = Instant::now();
             let result = req.send().await;
             let (status, retry_after, failure) = match result {
@@ -247,12 +379,12 @@ impl GraphClient {
                 Ok(resp) => {
                     let status = resp.status();
                     metrics::graph_call(GraphOutcome::Status(status.as_u16()), sent.elapsed());
-                    if status.is_success() {
-                        return Ok(header_str(resp.headers(), "request-id"));
+                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                        return Ok(resp);
                     }
                     let retry_after = parse_retry_after(resp.headers().get(header::RETRY_AFTER));
                     let claims = challenge_claims(resp.headers());
-                    let info = read_error(resp, up.client_request_id).await;
+                    let info = read_error(resp, client_request_id).await;
                     if status == StatusCode::UNAUTHORIZED {
                         return Err(GraphFailure::Unauthorized { claims, info });
                     }
@@ -274,7 +406,7 @@ impl GraphClient {
                 status = status.map(|s| s.as_u16()),
                 attempt,
                 wait_ms = wait.as_millis() as u64,
-                "retrying Graph upload"
+                "retrying Graph {what}"
             );
             tokio::time::sleep(wait).await;
         }

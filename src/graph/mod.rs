@@ -5,9 +5,9 @@ pub mod client;
 pub mod target;
 pub mod users;
 
-pub use client::{GraphClient, GraphErrorInfo, GraphFailure, GraphUpload};
+pub use client::{GraphCall, GraphClient, GraphErrorInfo, GraphFailure, GraphRead, GraphUpload};
 pub use target::{
-    Access, Identity, MailboxName, PhotoTarget, Scopes, TargetError, TargetKind, Whose,
-    is_object_id,
+    Access, Identity, MailboxName, PHOTO_SIZES, PhotoTarget, PhotoView, Scopes, TargetError,
+    TargetKind, Whose, encode_id, is_object_id,
 };
 pub use users::{LookupVia, UserIds};

@@ -1,7 +1,8 @@
-//! The one vocabulary for what a request addresses: the seven photo targets, parsed from the
-//! request path exactly as Graph parses it and turned back into a safely encoded Graph path; the
-//! kind of target, whose it is, and the access asked for. Policy, scopes, limits and metric
-//! labels all speak it.
+//! The one vocabulary for what a request addresses: the photo targets (Graph's seven update paths
+//! and teams), parsed from the request path exactly as Graph parses it and turned back into a
+//! safely encoded Graph path; which view of the photo (`photo/$value`, `photo`, `photos`,
+//! `photos/{size}/$value`); the kind of target, whose it is, and the access asked for. Policy,
+//! scopes, limits and metric labels all speak it.
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -18,16 +19,19 @@ pub enum TargetKind {
     Group,
     /// A contact in a mailbox (`/me/…` or `/users/{user}/…`).
     Contact,
+    /// `/teams/{team}`: a team's photo (its group's).
+    Team,
 }
 
 impl TargetKind {
-    /// The label used in logs and metrics (bounded: four values).
+    /// The label used in logs and metrics (bounded: five values).
     pub const fn as_str(self) -> &'static str {
         match self {
             TargetKind::Me => "me",
             TargetKind::User => "user",
             TargetKind::Group => "group",
             TargetKind::Contact => "contact",
+            TargetKind::Team => "team",
         }
     }
 }
@@ -42,7 +46,7 @@ pub enum Whose {
 }
 
 /// What is done to a photo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// GET.
     Read,
@@ -79,18 +83,29 @@ impl Scopes {
         Scopes(config)
     }
 
-    /// The scope an access to a kind of target needs; `None` when the gateway offers no such
-    /// access (only writes are configured so far).
+    /// The scope an access to a kind of target needs; `None` when Graph offers no such access
+    /// (deleting a contact's or a team's photo). Ask with [`PhotoTarget::scope_kind`]: a
+    /// `/users/{id}` path naming the caller is `Me`.
     pub fn get(&self, kind: TargetKind, access: Access) -> Option<&str> {
         let table: &KindScopes = match access {
+            Access::Read => &self.0.read,
             Access::Write => &self.0.write,
-            Access::Read | Access::Delete => return None,
+            Access::Delete => {
+                let d = &self.0.delete;
+                return match kind {
+                    TargetKind::Me => Some(&d.me),
+                    TargetKind::User => Some(&d.users),
+                    TargetKind::Group => Some(&d.groups),
+                    TargetKind::Contact | TargetKind::Team => None,
+                };
+            }
         };
         Some(match kind {
             TargetKind::Me => &table.me,
             TargetKind::User => &table.users,
             TargetKind::Group => &table.groups,
             TargetKind::Contact => &table.contacts,
+            TargetKind::Team => &table.teams,
         })
     }
 }
@@ -116,7 +131,7 @@ const ID_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// Which of Graph's seven photo update paths a request addresses.
+/// Whose photo a request addresses: one of Graph's seven update paths, or a team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhotoTarget {
     /// `/me/photo/$value`
@@ -147,6 +162,48 @@ pub enum PhotoTarget {
         /// Contact id.
         contact: String,
     },
+    /// `/teams/{team}/photo/$value`
+    Team {
+        /// Team id (its group's object id).
+        team: String,
+    },
+}
+
+/// Which view of a target's photo a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhotoView {
+    /// `…/photo/$value`: the photo's bytes (every method).
+    Value,
+    /// `…/photo`: its metadata (GET).
+    Metadata,
+    /// `…/photos`: the sizes Exchange keeps (GET; me, users, groups).
+    Sizes,
+    /// `…/photos/{size}/$value`: one of Exchange's square sizes (GET; me, users, groups).
+    Sized(u32),
+}
+
+/// The square sizes Exchange keeps of a photo, as Graph lists them under `…/photos`.
+pub const PHOTO_SIZES: [u32; 9] = [48, 64, 96, 120, 240, 360, 432, 504, 648];
+
+impl PhotoView {
+    /// The methods a view answers, for `Allow`.
+    pub fn allow(self, kind: TargetKind) -> &'static str {
+        match (self, kind) {
+            (PhotoView::Value, TargetKind::Contact | TargetKind::Team) => "GET, PUT, PATCH",
+            (PhotoView::Value, _) => "GET, PUT, PATCH, DELETE",
+            _ => "GET",
+        }
+    }
+
+    /// The label of the view in metrics (bounded).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PhotoView::Value => "value",
+            PhotoView::Metadata => "metadata",
+            PhotoView::Sizes => "sizes",
+            PhotoView::Sized(_) => "sized",
+        }
+    }
 }
 
 /// Why a path could not be turned into a target.
@@ -154,8 +211,10 @@ pub enum PhotoTarget {
 pub enum TargetError {
     /// Not one of the seven paths.
     NoSuchRoute,
-    /// One of the seven shapes, but an id is unacceptable.
+    /// One of the shapes, but an id is unacceptable.
     InvalidId(String),
+    /// `…/photos/{size}/$value` with a size Exchange does not keep.
+    InvalidSize(String),
 }
 
 /// Decodes one segment; `None` when it is not UTF-8.
@@ -165,6 +224,23 @@ fn decode(seg: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 fn literal(seg: &str, want: &str) -> bool {
     decode(seg).is_some_and(|s| s.eq_ignore_ascii_case(want))
+}
+
+/// A `{size}` segment: `648x648` as Graph names them, or a bare `648`; one of [`PHOTO_SIZES`].
+fn parse_size(seg: &str) -> Result<u32, TargetError> {
+    let bad = || {
+        TargetError::InvalidSize(format!(
+            "the size must be one Exchange keeps, written like `96x96`: {}",
+            PHOTO_SIZES.map(|s| format!("{s}x{s}")).join(", ")
+        ))
+    };
+    let s = decode(seg).ok_or_else(bad)?.to_ascii_lowercase();
+    let (w, h) = s.split_once('x').unwrap_or((&s, &s));
+    let n: u32 = w.parse().map_err(|_| bad())?;
+    if h.parse::<u32>().ok() != Some(n) || !PHOTO_SIZES.contains(&n) {
+        return Err(bad());
+    }
+    Ok(n)
 }
 
 /// Checks a decoded id: not empty, not `.`/`..`, no `/`, `\` or control characters.
@@ -199,57 +275,106 @@ fn validate_id(what: &str, raw: &str) -> Result<String, TargetError> {
 }
 
 impl PhotoTarget {
-    /// Parses a raw (still percent-encoded) request path such as `/v1.0/users/x/photo/%24value`.
+    /// Parses a raw (still percent-encoded) `…/photo/$value` request path such as
+    /// `/v1.0/users/x/photo/%24value`.
     pub fn parse(path: &str) -> Result<PhotoTarget, TargetError> {
-        let rest = path.strip_prefix('/').ok_or(TargetError::NoSuchRoute)?;
-        let segs: Vec<&str> = rest.split('/').collect();
-        let n = segs.len();
-        if n < 4 || !literal(segs[0], "v1.0") {
-            return Err(TargetError::NoSuchRoute);
-        }
-        if !literal(segs[n - 2], "photo") || !literal(segs[n - 1], "$value") {
-            return Err(TargetError::NoSuchRoute);
-        }
-        let mid = &segs[1..n - 2];
-        let is = |i: usize, w: &str| literal(mid[i], w);
-        // Shapes are matched on the literal segments first, so an id that happens to be named
-        // like a keyword (a user called `contacts`) still lands in the right place.
-        match mid.len() {
-            1 if is(0, "me") => Ok(PhotoTarget::Me),
-            2 if is(0, "users") => Ok(PhotoTarget::User {
-                user: validate_id("user", mid[1])?,
-            }),
-            2 if is(0, "groups") => Ok(PhotoTarget::Group {
-                group: validate_id("group", mid[1])?,
-            }),
-            3 if is(0, "me") && is(1, "contacts") => Ok(PhotoTarget::MyContact {
-                folder: None,
-                contact: validate_id("contact", mid[2])?,
-            }),
-            4 if is(0, "users") && is(2, "contacts") => Ok(PhotoTarget::UserContact {
-                user: validate_id("user", mid[1])?,
-                folder: None,
-                contact: validate_id("contact", mid[3])?,
-            }),
-            5 if is(0, "me") && is(1, "contactfolders") && is(3, "contacts") => {
-                Ok(PhotoTarget::MyContact {
-                    folder: Some(validate_id("contact folder", mid[2])?),
-                    contact: validate_id("contact", mid[4])?,
-                })
-            }
-            6 if is(0, "users") && is(2, "contactfolders") && is(4, "contacts") => {
-                Ok(PhotoTarget::UserContact {
-                    user: validate_id("user", mid[1])?,
-                    folder: Some(validate_id("contact folder", mid[3])?),
-                    contact: validate_id("contact", mid[5])?,
-                })
-            }
+        match PhotoTarget::parse_view(path)? {
+            (t, PhotoView::Value) => Ok(t),
             _ => Err(TargetError::NoSuchRoute),
         }
     }
 
+    /// Parses a raw request path into the target and the view of its photo it names.
+    pub fn parse_view(path: &str) -> Result<(PhotoTarget, PhotoView), TargetError> {
+        let rest = path.strip_prefix('/').ok_or(TargetError::NoSuchRoute)?;
+        let segs: Vec<&str> = rest.split('/').collect();
+        let n = segs.len();
+        if n < 3 || !literal(segs[0], "v1.0") {
+            return Err(TargetError::NoSuchRoute);
+        }
+        // The view is read from the end: `photo/$value`, `photo`, `photos`, `photos/{size}/$value`.
+        let (view, tail) =
+            if n >= 4 && literal(segs[n - 2], "photo") && literal(segs[n - 1], "$value") {
+                (PhotoView::Value, 2)
+            } else if literal(segs[n - 1], "photo") {
+                (PhotoView::Metadata, 1)
+            } else if literal(segs[n - 1], "photos") {
+                (PhotoView::Sizes, 1)
+            } else if n >= 5 && literal(segs[n - 3], "photos") && literal(segs[n - 1], "$value") {
+                (PhotoView::Sized(parse_size(segs[n - 2])?), 3)
+            } else {
+                return Err(TargetError::NoSuchRoute);
+            };
+        let mid = &segs[1..n - tail];
+        let is = |i: usize, w: &str| literal(mid[i], w);
+        // Shapes are matched on the literal segments first, so an id that happens to be named
+        // like a keyword (a user called `contacts`) still lands in the right place.
+        let target = match mid.len() {
+            1 if is(0, "me") => PhotoTarget::Me,
+            2 if is(0, "users") => PhotoTarget::User {
+                user: validate_id("user", mid[1])?,
+            },
+            2 if is(0, "groups") => PhotoTarget::Group {
+                group: validate_id("group", mid[1])?,
+            },
+            2 if is(0, "teams") => PhotoTarget::Team {
+                team: validate_id("team", mid[1])?,
+            },
+            3 if is(0, "me") && is(1, "contacts") => PhotoTarget::MyContact {
+                folder: None,
+                contact: validate_id("contact", mid[2])?,
+            },
+            4 if is(0, "users") && is(2, "contacts") => PhotoTarget::UserContact {
+                user: validate_id("user", mid[1])?,
+                folder: None,
+                contact: validate_id("contact", mid[3])?,
+            },
+            5 if is(0, "me") && is(1, "contactfolders") && is(3, "contacts") => {
+                PhotoTarget::MyContact {
+                    folder: Some(validate_id("contact folder", mid[2])?),
+                    contact: validate_id("contact", mid[4])?,
+                }
+            }
+            6 if is(0, "users") && is(2, "contactfolders") && is(4, "contacts") => {
+                PhotoTarget::UserContact {
+                    user: validate_id("user", mid[1])?,
+                    folder: Some(validate_id("contact folder", mid[3])?),
+                    contact: validate_id("contact", mid[5])?,
+                }
+            }
+            _ => return Err(TargetError::NoSuchRoute),
+        };
+        // Exchange keeps sizes of users' and groups' photos only; contacts and teams have one.
+        let sized = matches!(view, PhotoView::Sizes | PhotoView::Sized(_));
+        if sized
+            && !matches!(
+                target.kind(),
+                TargetKind::Me | TargetKind::User | TargetKind::Group
+            )
+        {
+            return Err(TargetError::NoSuchRoute);
+        }
+        Ok((target, view))
+    }
+
     /// The Graph path below `/v1.0`, ids percent-encoded, e.g. `/users/a%23EXT%23@b/photo/$value`.
     pub fn graph_path(&self) -> String {
+        self.view_path(PhotoView::Value)
+    }
+
+    /// The Graph path of one view of the photo, below `/v1.0`.
+    pub fn view_path(&self, view: PhotoView) -> String {
+        let tail = match view {
+            PhotoView::Value => "/photo/$value".to_owned(),
+            PhotoView::Metadata => "/photo".to_owned(),
+            PhotoView::Sizes => "/photos".to_owned(),
+            PhotoView::Sized(n) => format!("/photos/{n}x{n}/$value"),
+        };
+        format!("{}{tail}", self.base_path())
+    }
+
+    /// The Graph path of the target itself, e.g. `/users/{id}` or `/me/contacts/{id}`.
+    pub fn base_path(&self) -> String {
         let enc = encode_id;
         let contact_part = |folder: &Option<String>, contact: &str| match folder {
             Some(f) => format!("/contactFolders/{}/contacts/{}", enc(f), enc(contact)),
@@ -259,6 +384,7 @@ impl PhotoTarget {
             PhotoTarget::Me => "/me".to_owned(),
             PhotoTarget::User { user } => format!("/users/{}", enc(user)),
             PhotoTarget::Group { group } => format!("/groups/{}", enc(group)),
+            PhotoTarget::Team { team } => format!("/teams/{}", enc(team)),
             PhotoTarget::MyContact { folder, contact } => {
                 format!("/me{}", contact_part(folder, contact))
             }
@@ -270,7 +396,7 @@ impl PhotoTarget {
                 format!("/users/{}{}", enc(user), contact_part(folder, contact))
             }
         };
-        format!("{base}/photo/$value")
+        base
     }
 
     /// The route template, for logs and metrics (bounded cardinality: never ids).
@@ -279,6 +405,7 @@ impl PhotoTarget {
             PhotoTarget::Me => "/v1.0/me/photo/$value",
             PhotoTarget::User { .. } => "/v1.0/users/{user}/photo/$value",
             PhotoTarget::Group { .. } => "/v1.0/groups/{group}/photo/$value",
+            PhotoTarget::Team { .. } => "/v1.0/teams/{team}/photo/$value",
             PhotoTarget::MyContact { folder: None, .. } => {
                 "/v1.0/me/contacts/{contact}/photo/$value"
             }
@@ -294,6 +421,38 @@ impl PhotoTarget {
         }
     }
 
+    /// The route template of one view, for logs and metrics (bounded: never ids).
+    pub fn view_template(&self, view: PhotoView) -> &'static str {
+        use PhotoTarget as T;
+        match view {
+            PhotoView::Value => self.template(),
+            PhotoView::Metadata => match self {
+                T::Me => "/v1.0/me/photo",
+                T::User { .. } => "/v1.0/users/{user}/photo",
+                T::Group { .. } => "/v1.0/groups/{group}/photo",
+                T::Team { .. } => "/v1.0/teams/{team}/photo",
+                T::MyContact { folder: None, .. } => "/v1.0/me/contacts/{contact}/photo",
+                T::MyContact { .. } => "/v1.0/me/contactFolders/{folder}/contacts/{contact}/photo",
+                T::UserContact { folder: None, .. } => {
+                    "/v1.0/users/{user}/contacts/{contact}/photo"
+                }
+                T::UserContact { .. } => {
+                    "/v1.0/users/{user}/contactFolders/{folder}/contacts/{contact}/photo"
+                }
+            },
+            PhotoView::Sizes => match self {
+                T::Me => "/v1.0/me/photos",
+                T::User { .. } => "/v1.0/users/{user}/photos",
+                _ => "/v1.0/groups/{group}/photos",
+            },
+            PhotoView::Sized(_) => match self {
+                T::Me => "/v1.0/me/photos/{size}/$value",
+                T::User { .. } => "/v1.0/users/{user}/photos/{size}/$value",
+                _ => "/v1.0/groups/{group}/photos/{size}/$value",
+            },
+        }
+    }
+
     /// The kind of target.
     pub fn kind(&self) -> TargetKind {
         match self {
@@ -301,6 +460,16 @@ impl PhotoTarget {
             PhotoTarget::User { .. } => TargetKind::User,
             PhotoTarget::Group { .. } => TargetKind::Group,
             PhotoTarget::MyContact { .. } | PhotoTarget::UserContact { .. } => TargetKind::Contact,
+            PhotoTarget::Team { .. } => TargetKind::Team,
+        }
+    }
+
+    /// The kind whose scope an access needs: a user's own photo named by object id is `Me` (the
+    /// self scope, e.g. `User.ReadWrite`, not `User.ReadWrite.All`), every other target its kind.
+    pub fn scope_kind(&self, caller: Identity<'_>) -> TargetKind {
+        match self {
+            PhotoTarget::User { user } if caller.is(user) => TargetKind::Me,
+            other => other.kind(),
         }
     }
 
@@ -316,7 +485,8 @@ impl PhotoTarget {
             }
             PhotoTarget::User { .. }
             | PhotoTarget::UserContact { .. }
-            | PhotoTarget::Group { .. } => Whose::Others,
+            | PhotoTarget::Group { .. }
+            | PhotoTarget::Team { .. } => Whose::Others,
         }
     }
 
@@ -338,7 +508,9 @@ impl PhotoTarget {
                     MailboxName::Upn(user)
                 }
             }
+            // A team's photo is its group's: the team id is the group's object id.
             PhotoTarget::Group { group } => MailboxName::Id(group),
+            PhotoTarget::Team { team } => MailboxName::Id(team),
         }
     }
 }
@@ -368,7 +540,7 @@ pub fn is_object_id(id: &str) -> bool {
 }
 
 /// An id percent-encoded as one Graph path segment.
-pub(super) fn encode_id(id: &str) -> String {
+pub fn encode_id(id: &str) -> String {
     utf8_percent_encode(id, ID_SEGMENT).to_string()
 }
 
@@ -505,7 +677,8 @@ mod tests {
             "/v1.0/me/photo",
             "/v1.0/me/photos/$value",
             "/beta/me/photo/$value",
-            "/v1.0/teams/t/photo/$value",
+            "/v1.0/teams/t/photos/48x48/$value",
+            "/v1.0/me/contacts/c/photos",
             "/v1.0/me/photo/$value/",
         ] {
             assert_eq!(PhotoTarget::parse(p), Err(TargetError::NoSuchRoute), "{p}");

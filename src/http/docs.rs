@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{GraphErrorInfo, Problem};
-use crate::http::{health, photo};
+use crate::http::{health, photo, read};
 use crate::service::UploadReceipt;
 
 /// The gateway's API description.
@@ -17,8 +17,8 @@ use crate::service::UploadReceipt;
 #[openapi(
     info(
         title = "photo-gateway",
-        description = "Sets Microsoft 365 profile photos (users, groups, contacts) on behalf of the signed-in user. \
-Paths mirror Microsoft Graph's `…/photo/$value` update paths: switch from Graph by changing the base URL and the token audience. \
+        description = "Reads, sets and deletes Microsoft 365 profile photos (users, groups, contacts, teams) on behalf of the signed-in user. \
+Paths mirror Microsoft Graph's photo paths (`…/photo/$value`, `…/photo`, `…/photos`, `…/photos/{size}/$value`): switch from Graph by changing the base URL and the token audience. \
 Every failure is `application/problem+json` (RFC 9457) with a stable `code` and the `requestId`.",
         license(name = "MIT", identifier = "MIT")
     ),
@@ -38,13 +38,38 @@ Every failure is `application/problem+json` (RFC 9457) with a stable `code` and 
         photo::update_my_folder_contact_photo,
         photo::replace_user_folder_contact_photo,
         photo::update_user_folder_contact_photo,
+        photo::replace_team_photo,
+        photo::update_team_photo,
+        read::get_my_photo,
+        read::get_user_photo,
+        read::get_group_photo,
+        read::get_team_photo,
+        read::get_my_contact_photo,
+        read::get_user_contact_photo,
+        read::get_my_folder_contact_photo,
+        read::get_user_folder_contact_photo,
+        read::get_my_photo_by_size,
+        read::get_user_photo_by_size,
+        read::get_group_photo_by_size,
+        read::get_my_photo_metadata,
+        read::get_user_photo_metadata,
+        read::get_group_photo_metadata,
+        read::get_team_photo_metadata,
+        read::get_my_contact_photo_metadata,
+        read::get_user_contact_photo_metadata,
+        read::get_my_photo_sizes,
+        read::get_user_photo_sizes,
+        read::get_group_photo_sizes,
+        read::delete_my_photo,
+        read::delete_user_photo,
+        read::delete_group_photo,
         health::healthz,
         health::readyz,
     ),
-    components(schemas(UploadReceipt, Problem, GraphErrorInfo, photo::PhotoForm, photo::JpegBytes, photo::ImageModeParam, photo::CropParam, health::Health)),
+    components(schemas(UploadReceipt, Problem, GraphErrorInfo, photo::PhotoForm, photo::JpegBytes, photo::ImageModeParam, photo::CropParam, read::PhotoBytes, read::ProfilePhoto, health::Health)),
     modifiers(&BearerScheme, &OpenProbes),
     tags(
-        (name = "photos", description = "Profile photo updates, forwarded to Microsoft Graph"),
+        (name = "photos", description = "Profile photos: reads (cached), updates and deletes, forwarded to Microsoft Graph"),
         (name = "health", description = "Probes")
     )
 )]

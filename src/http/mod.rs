@@ -6,6 +6,7 @@ pub mod health;
 mod openapi_errors;
 pub mod panic;
 pub mod photo;
+pub mod read;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -33,6 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource(PHOTOS)
                 .route(web::put().to(photo::update_photo))
                 .route(web::patch().to(photo::update_photo))
+                .route(web::get().to(read::read_photo))
+                .route(web::delete().to(read::delete_photo))
                 .default_service(web::to(method_not_allowed)),
         )
         .default_service(web::to(not_found));
@@ -40,15 +43,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
-        "no such route: {} {}; photo updates are PUT or PATCH on Graph's …/photo/$value paths under /v1.0 (see /docs)",
+        "no such route: {} {}; photos are read, set and deleted on Graph's …/photo/$value paths under /v1.0 (see /docs)",
         req.method(),
         req.path()
     )))
 }
 
+/// A method the path does not answer; `Allow` names the ones it does (an unknown path: 404).
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not supported here: use PUT or PATCH",
-        req.method()
-    )))
+    let (target, view) = crate::graph::PhotoTarget::parse_view(req.path())
+        .map_err(|e| crate::error::target_error(e, req.path()))?;
+    let allow = view.allow(target.kind());
+    Err(ApiError::MethodNotAllowed(
+        format!("{} is not supported here: use {allow}", req.method()),
+        allow,
+    ))
 }

@@ -1,4 +1,4 @@
-//! The photo update handler and its OpenAPI description (one operation per Graph path).
+//! The photo update handler and its OpenAPI description (one operation per Graph path, teams too).
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::openapi_errors::UploadErrors;
 use crate::auth::Credentials;
 use crate::error::{ApiError, target_error};
-use crate::graph::PhotoTarget;
+use crate::graph::{PhotoTarget, PhotoView};
 use crate::image_request::ImageRequest;
 use crate::service::{PhotoUpdate, UploadReceipt};
 use crate::state::AppState;
@@ -54,7 +54,7 @@ fn body_stream(payload: web::Payload) -> BodyStream {
     }))
 }
 
-/// PUT or PATCH a photo on any of Graph's seven `…/photo/$value` paths.
+/// PUT or PATCH a photo on any of Graph's seven `…/photo/$value` update paths or a team's.
 pub async fn update_photo(
     req: HttpRequest,
     payload: web::Payload,
@@ -64,10 +64,18 @@ pub async fn update_photo(
     let caller = state.photos.authenticate(&credentials(&req)).await?;
     span.record("client_app", caller.client_app_id.as_str());
     span.record("tenant_id", caller.tenant_id.as_str());
-    let target = match PhotoTarget::parse(req.path()) {
-        Ok(t) => t,
+    let parsed = PhotoTarget::parse_view(req.path()).map_err(|e| target_error(e, req.path()));
+    let target = match parsed {
+        Ok((t, PhotoView::Value)) => t,
+        // Metadata, sizes: read-only views.
+        Ok((t, view)) => {
+            let allow = view.allow(t.kind());
+            return Err(ApiError::MethodNotAllowed(
+                format!("{} is not supported here: use {allow}", req.method()),
+                allow,
+            ));
+        }
         Err(e) => {
-            let e = target_error(e, req.path());
             state
                 .photos
                 .refused_before_target(&caller, req.method().as_str(), req.path(), &e);
@@ -82,8 +90,9 @@ pub async fn update_photo(
     let request_id = request_id
         .map(|r| r.0)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| ApiError::MethodNotAllowed("use PUT or PATCH".into()))?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+        ApiError::MethodNotAllowed("use PUT or PATCH".into(), "GET, PUT, PATCH, DELETE")
+    })?;
     let image = match ImageRequest::parse(req.query_string()) {
         Ok(i) => i,
         Err(e) => {
@@ -232,6 +241,13 @@ photo_operation!(
     "/v1.0/groups/{group}/photo/$value",
     "Set a group's photo",
     [("group", "Group object id")]
+);
+photo_operation!(
+    replace_team_photo = "replaceTeamPhoto",
+    update_team_photo = "updateTeamPhoto",
+    "/v1.0/teams/{team}/photo/$value",
+    "Set a team's photo",
+    [("team", "Team id (its group's object id)")]
 );
 photo_operation!(
     replace_my_contact_photo = "replaceMyContactPhoto",

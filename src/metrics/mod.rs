@@ -180,6 +180,17 @@ pub fn user_lookup_call(outcome: &'static str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
+/// How a photo read was answered: `hit` (from the read cache), `revalidated` (Graph answered
+/// 304 to the cached ETag), `miss` (read from Graph), `not_found`.
+pub fn read_cache(result: &'static str) {
+    ::metrics::counter!("photo_gateway_read_cache_requests_total", "result" => result).increment(1);
+}
+
+/// Bytes the read cache holds (weighed as it bounds them).
+pub fn read_cache_bytes(bytes: u64) {
+    ::metrics::gauge!("photo_gateway_read_cache_bytes").set(bytes as f64);
+}
+
 /// A JWKS load or refresh finished.
 pub fn jwks_refresh(ok: bool) {
     let result = if ok { "success" } else { "failure" };

@@ -21,7 +21,10 @@ use serde_json::Value;
 pub use client_auth::{ClientCertificate, DEFAULT_FEDERATED_SUBJECT, TOKEN_EXCHANGE_AUDIENCE};
 pub use minting::CallerTokenSpec;
 pub(crate) use minting::Minter;
-pub use scopes::{CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, GRAPH_APP_ID, PUBLIC_GRAPH_RESOURCE};
+pub use scopes::{
+    CONSENTED_READ_SCOPES, CONSENTED_SCOPES, CONSENTED_TEAM_SCOPES, GRAPH_APP_ID,
+    PUBLIC_GRAPH_RESOURCE,
+};
 
 use crate::control::FaultControl;
 use crate::directory::Directory;

@@ -19,14 +19,15 @@ pub const CONSENTED_SCOPES: [&str; 5] = [
 /// Graph delegated permissions for team photos, admin-consented for the gateway app too (kept apart
 /// from [`CONSENTED_SCOPES`], the update paths' scopes); `.default` grants them as well.
 pub const CONSENTED_TEAM_SCOPES: [&str; 2] = ["TeamSettings.ReadWrite.All", "Team.ReadBasic.All"];
+/// Graph delegated permissions for the gateway's reads (its default read scopes), admin-consented
+/// for the gateway app too, so reads On-Behalf-Of succeed; `.default` grants them as well.
+pub const CONSENTED_READ_SCOPES: [&str; 3] =
+    ["User.Read", "ProfilePhoto.Read.All", "Contacts.Read"];
 /// Graph permissions the emulator knows but the gateway app has no consent for (→ AADSTS65001).
-const KNOWN_UNCONSENTED: [&str; 12] = [
-    "User.Read",
+const KNOWN_UNCONSENTED: [&str; 9] = [
     "User.ReadBasic.All",
     "User.Read.All",
     "Group.Read.All",
-    "Contacts.Read",
-    "ProfilePhoto.Read.All",
     "Mail.Read",
     "Mail.Send",
     "Calendars.Read",
@@ -100,7 +101,11 @@ impl EntraState {
             }
             granted.resource = resource.clone();
             if name == ".default" {
-                for c in CONSENTED_SCOPES.iter().chain(&CONSENTED_TEAM_SCOPES) {
+                for c in CONSENTED_SCOPES
+                    .iter()
+                    .chain(&CONSENTED_TEAM_SCOPES)
+                    .chain(&CONSENTED_READ_SCOPES)
+                {
                     granted.add(&resource, c);
                 }
                 continue;
@@ -108,6 +113,7 @@ impl EntraState {
             if let Some(c) = CONSENTED_SCOPES
                 .iter()
                 .chain(&CONSENTED_TEAM_SCOPES)
+                .chain(&CONSENTED_READ_SCOPES)
                 .find(|c| c.eq_ignore_ascii_case(name))
             {
                 granted.add(&resource, c);

@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -50,7 +49,7 @@ impl GraphState {
         trace.template = Some(path.template());
         let method = &parts.method;
         let writes = *method != Method::GET && *method != Method::HEAD;
-        let sized = path.size.is_some();
+        let sized = path.size.is_some() || path.list;
         let method_ok = match *method {
             Method::GET => true,
             Method::PUT | Method::PATCH => path.value && !sized,
@@ -73,7 +72,11 @@ impl GraphState {
         let (key, target) = self.resolve(&path, Some(&caller))?;
         trace.target = Some(target);
         match *method {
-            Method::GET if path.size.is_some() => self.sized(&path, &key).await,
+            Method::GET if path.list => {
+                let photo = read(&self.photos).get(&key).cloned();
+                Ok(json(StatusCode::OK, &self.sizes_list(photo.as_ref())))
+            }
+            Method::GET if path.size.is_some() => self.sized(parts, &path, &key).await,
             Method::GET if path.value => {
                 let photo = read(&self.photos).get(&key).cloned().ok_or_else(|| {
                     GraphError::new(
@@ -82,11 +85,7 @@ impl GraphState {
                         "The photo wasn't found.",
                     )
                 })?;
-                let mut resp = Response::new(Body::new(photo.bytes));
-                if let Ok(v) = HeaderValue::from_str(&photo.content_type) {
-                    resp.headers_mut().insert(CONTENT_TYPE, v);
-                }
-                Ok(resp)
+                Ok(photo.answer(parts, None, photo.bytes.clone(), &photo.content_type))
             }
             Method::GET => {
                 let photo = read(&self.photos).get(&key).cloned();

@@ -19,6 +19,8 @@ pub(super) struct PhotoPath {
     pub(super) contact: Option<String>,
     /// `…/photos/{size}`: one of the sizes Exchange keeps (users and groups only).
     pub(super) size: Option<u32>,
+    /// `…/photos`: the list of the sizes kept (users and groups only).
+    pub(super) list: bool,
     pub(super) value: bool,
 }
 
@@ -59,7 +61,11 @@ impl PhotoPath {
             return None;
         }
         let mut size = None;
-        if is(i, "photos") && contact.is_none() {
+        let mut list = false;
+        if is(i, "photos") && contact.is_none() && i + 1 == segs.len() {
+            list = true;
+            i += 1;
+        } else if is(i, "photos") && contact.is_none() {
             // `{size}` is `648x648` in Graph's ids; a bare `648` is accepted too.
             let seg = segs.get(i + 1)?.to_ascii_lowercase();
             let (w, h) = seg.split_once('x').unwrap_or((&seg, &seg));
@@ -83,6 +89,7 @@ impl PhotoPath {
             folder,
             contact,
             size,
+            list,
             value,
         })
     }
@@ -98,6 +105,10 @@ impl PhotoPath {
         }
         if self.contact.is_some() {
             t.push_str("/contacts/{id}");
+        }
+        if self.list {
+            t.push_str("/photos");
+            return t;
         }
         t.push_str(match (self.size.is_some(), self.value) {
             (true, true) => "/photos/{size}/$value",
@@ -143,6 +154,9 @@ mod tests {
             Some(96)
         );
         assert!(PhotoPath::parse("/v1.0/me/photos/96x48/$value").is_none());
+        let p = PhotoPath::parse("/v1.0/groups/g/photos").unwrap();
+        assert!(p.list && !p.value && p.size.is_none());
+        assert_eq!(p.template(), "/groups/{id}/photos");
         assert!(PhotoPath::parse("/v1.0/me/contacts/c/photos/96/$value").is_none());
     }
 }

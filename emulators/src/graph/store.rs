@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -36,6 +36,52 @@ pub struct StoredPhoto {
 }
 
 impl StoredPhoto {
+    /// The ETag Graph sends with the photo's bytes (the same as its `@odata.mediaEtag`); a size
+    /// Exchange made of it has its own.
+    pub fn etag(&self, size: Option<u32>) -> String {
+        let short = &self.sha256[..16.min(self.sha256.len())];
+        match size {
+            None => format!("\"{short}\""),
+            Some(n) => format!("\"{short}-{n}\""),
+        }
+    }
+
+    /// The photo's bytes as Graph answers a `GET …/$value`: its type and ETag, or 304 when the
+    /// request's `If-None-Match` names that ETag.
+    pub(super) fn answer(
+        &self,
+        parts: &Parts,
+        size: Option<u32>,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Response<Body> {
+        let etag = self.etag(size);
+        let matches = parts
+            .headers
+            .get(IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|h| {
+                h.split(',')
+                    .map(str::trim)
+                    .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+            });
+        let mut resp = if matches {
+            let mut r = Response::new(crate::util::Body::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            let mut r = Response::new(Body::new(bytes));
+            if let Ok(v) = HeaderValue::from_str(content_type) {
+                r.headers_mut().insert(CONTENT_TYPE, v);
+            }
+            r
+        };
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(ETAG, v);
+        }
+        resp
+    }
+
     /// The photo as stored: with its digest and, when readable, its dimensions.
     pub(super) fn of(bytes: Bytes, content_type: String) -> StoredPhoto {
         let (width, height) = dimensions(&bytes).unzip();
@@ -236,6 +282,7 @@ impl GraphState {
     /// one larger than the photo (Exchange never upscales).
     pub(super) async fn sized(
         &self,
+        parts: &Parts,
         path: &PhotoPath,
         key: &str,
     ) -> Result<Response<Body>, GraphError> {
@@ -263,7 +310,7 @@ impl GraphState {
                 StatusCode::OK,
                 &json!({
                     "@odata.mediaContentType": "image/jpeg",
-                    "@odata.mediaEtag": format!("\"{}\"", &photo.sha256[..16.min(photo.sha256.len())]),
+                    "@odata.mediaEtag": photo.etag(Some(size)),
                     "id": format!("{size}X{size}"),
                     "height": size,
                     "width": size,
@@ -276,10 +323,30 @@ impl GraphState {
             .ok()
             .flatten()
             .ok_or_else(not_found)?;
-        let mut resp = Response::new(Body::new(Bytes::from(scaled)));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-        Ok(resp)
+        Ok(photo.answer(parts, Some(size), Bytes::from(scaled), "image/jpeg"))
+    }
+
+    /// `GET …/photos`: the sizes Exchange keeps of the stored photo (those not larger than it).
+    pub(super) fn sizes_list(&self, photo: Option<&StoredPhoto>) -> Value {
+        let value: Vec<Value> = photo
+            .map(|p| {
+                let edge = p.width.unwrap_or(0).min(p.height.unwrap_or(0));
+                PHOTO_SIZES
+                    .iter()
+                    .filter(|s| **s <= edge)
+                    .map(|s| {
+                        json!({
+                            "@odata.mediaContentType": "image/jpeg",
+                            "@odata.mediaEtag": p.etag(Some(*s)),
+                            "id": format!("{s}X{s}"),
+                            "height": s,
+                            "width": s,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({ "value": value })
     }
 
     pub(super) fn metadata(
@@ -302,7 +369,7 @@ impl GraphState {
                 json!({
                     "@odata.context": context,
                     "@odata.mediaContentType": p.content_type,
-                    "@odata.mediaEtag": format!("\"{}\"", &p.sha256[..16.min(p.sha256.len())]),
+                    "@odata.mediaEtag": p.etag(None),
                     "id": format!("{w}X{h}"),
                     "height": h,
                     "width": w,

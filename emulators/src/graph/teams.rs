@@ -3,7 +3,6 @@
 //! and application alike). A team's photo is its group's: both paths read and write one photo.
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use serde_json::json;
@@ -115,11 +114,7 @@ impl GraphState {
                         "The photo wasn't found.",
                     )
                 })?;
-                let mut resp = Response::new(Body::new(photo.bytes));
-                if let Ok(v) = HeaderValue::from_str(&photo.content_type) {
-                    resp.headers_mut().insert(CONTENT_TYPE, v);
-                }
-                Ok(resp)
+                Ok(photo.answer(parts, None, photo.bytes.clone(), &photo.content_type))
             }
             (Method::GET, false) => {
                 let context = format!(
@@ -135,7 +130,7 @@ impl GraphState {
                             json!({
                                 "@odata.context": context,
                                 "@odata.mediaContentType": p.content_type,
-                                "@odata.mediaEtag": format!("\"{}\"", &p.sha256[..16.min(p.sha256.len())]),
+                                "@odata.mediaEtag": p.etag(None),
                                 "id": format!("{w}X{h}"),
                                 "height": h,
                                 "width": w,

@@ -1,0 +1,254 @@
+//! The read cache: photo bytes this replica read from Graph, kept in memory so that showing the
+//! same avatar again costs no Graph call. Keyed by (tenant, resolved target, size): `/me` is the
+//! caller's object id, a user named by UPN is that user's object id when known, a team is its
+//! group. Bounded by bytes (moka with a byte weigher); an entry is served as it is for `max_age`,
+//! then revalidated with Graph by its ETag (`If-None-Match`: a 304 renews it without a byte).
+//! This replica's own writes and deletes of a target drop every size of it; other replicas' writes
+//! reach it through [`ReadCache::invalidate`] (the Redis channel calls it).
+//!
+//! A cached answer is served without asking Graph: Graph's own check of the caller is skipped,
+//! and the gateway's policy (run before the cache) is the only one that applies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use crate::graph::PHOTO_SIZES;
+use crate::metrics;
+
+/// What an entry weighs besides its bytes: the key, the content type, the ETag, moka's own.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// A stale entry is kept this many `max_age`s for revalidation, then dropped to free memory.
+const KEEP_STALE_FACTOR: u32 = 12;
+
+/// Which cached photo: the tenant, the resolved target (e.g. `/users/{object id}`), the size
+/// (`None`: the photo as stored).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    tenant: Arc<str>,
+    target: Arc<str>,
+    size: Option<u32>,
+}
+
+/// A photo as read from Graph.
+#[derive(Debug)]
+pub struct CachedPhoto {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Graph's `Content-Type`.
+    pub content_type: String,
+    /// Graph's ETag, else the quoted SHA-256 of the bytes.
+    pub etag: String,
+    /// When Graph last vouched for it (read or 304).
+    pub checked: Instant,
+}
+
+impl CachedPhoto {
+    /// A photo just read; `etag` is Graph's, if it sent one.
+    pub fn new(bytes: Bytes, content_type: String, etag: Option<String>) -> CachedPhoto {
+        let etag = etag.unwrap_or_else(|| format!("\"{}\"", hex::encode(Sha256::digest(&bytes))));
+        CachedPhoto {
+            bytes,
+            content_type,
+            etag,
+            checked: Instant::now(),
+        }
+    }
+
+    /// The same photo, vouched for again now (Graph answered 304).
+    pub fn renewed(&self) -> CachedPhoto {
+        CachedPhoto {
+            bytes: self.bytes.clone(),
+            content_type: self.content_type.clone(),
+            etag: self.etag.clone(),
+            checked: Instant::now(),
+        }
+    }
+
+    /// True when the caller's `If-None-Match` names this photo (RFC 9110 §13.1.2: weak
+    /// comparison, a list, or `*`).
+    pub fn matches(&self, if_none_match: Option<&str>) -> bool {
+        let Some(header) = if_none_match else {
+            return false;
+        };
+        let ours = self.etag.trim_start_matches("W/");
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+    }
+}
+
+/// The read cache; with a zero byte bound it holds nothing.
+pub struct ReadCache {
+    cache: Option<Cache<Key, Arc<CachedPhoto>>>,
+    max_bytes: u64,
+    max_age: Duration,
+}
+
+fn weight(k: &Key, v: &CachedPhoto) -> u32 {
+    let w = v.bytes.len() + k.target.len() + v.etag.len() + ENTRY_OVERHEAD;
+    u32::try_from(w).unwrap_or(u32::MAX)
+}
+
+impl ReadCache {
+    /// A cache of at most `max_bytes` photo bytes (0: off), each fresh for `max_age`.
+    pub fn new(max_bytes: u64, max_age: Duration) -> ReadCache {
+        let cache = (max_bytes > 0).then(|| {
+            let mut builder = Cache::builder().max_capacity(max_bytes).weigher(
+                |k: &Key, v: &Arc<CachedPhoto>| {
+                    let w = v.bytes.len() + k.target.len() + v.etag.len() + ENTRY_OVERHEAD;
+                    u32::try_from(w).unwrap_or(u32::MAX)
+                },
+            );
+            if !max_age.is_zero() {
+                builder = builder.time_to_live(max_age.saturating_mul(KEEP_STALE_FACTOR));
+            }
+            builder.build()
+        });
+        ReadCache {
+            cache,
+            max_bytes,
+            max_age,
+        }
+    }
+
+    /// How long an entry is served without asking Graph; also the answers' `max-age`.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// True when the cache holds anything at all.
+    pub fn enabled(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    fn key(tenant: &str, target: &str, size: Option<u32>) -> Key {
+        Key {
+            tenant: Arc::from(tenant.to_ascii_lowercase()),
+            target: Arc::from(target),
+            size,
+        }
+    }
+
+    /// The cached photo, fresh or stale (see [`ReadCache::is_fresh`]).
+    pub async fn get(
+        &self,
+        tenant: &str,
+        target: &str,
+        size: Option<u32>,
+    ) -> Option<Arc<CachedPhoto>> {
+        let cache = self.cache.as_ref()?;
+        cache.get(&Self::key(tenant, target, size)).await
+    }
+
+    /// True while `photo` may be served without asking Graph.
+    pub fn is_fresh(&self, photo: &CachedPhoto) -> bool {
+        photo.checked.elapsed() < self.max_age
+    }
+
+    /// Keeps a photo just read or revalidated.
+    pub async fn put(
+        &self,
+        tenant: &str,
+        target: &str,
+        size: Option<u32>,
+        photo: Arc<CachedPhoto>,
+    ) {
+        if let Some(cache) = &self.cache {
+            let key = Self::key(tenant, target, size);
+            // moka would admit it and evict it later: one photo over the whole bound never goes in.
+            if u64::from(weight(&key, &photo)) > self.max_bytes {
+                return;
+            }
+            cache.insert(key, photo).await;
+            metrics::read_cache_bytes(cache.weighted_size());
+        }
+    }
+
+    /// Forgets every size of a target's photo: it was changed or deleted (here, or on another
+    /// replica). `target` is the resolved target, as the reads keyed it (e.g.
+    /// `/users/{object id}`, `/groups/{id}`, `/users/{object id}/contacts/{id}`).
+    pub async fn invalidate(&self, tenant: &str, target: &str) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let sizes = std::iter::once(None).chain(PHOTO_SIZES.iter().map(|s| Some(*s)));
+        for size in sizes {
+            cache.invalidate(&Self::key(tenant, target, size)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(n: usize) -> Arc<CachedPhoto> {
+        Arc::new(CachedPhoto::new(
+            Bytes::from(vec![7u8; n]),
+            "image/jpeg".into(),
+            None,
+        ))
+    }
+
+    #[tokio::test]
+    async fn invalidation_drops_every_size_of_a_target_only() {
+        let c = ReadCache::new(1 << 20, Duration::from_secs(60));
+        c.put("t", "/users/a", None, photo(10)).await;
+        c.put("t", "/users/a", Some(96), photo(10)).await;
+        c.put("t", "/users/b", None, photo(10)).await;
+        c.put("u", "/users/a", None, photo(10)).await;
+        c.invalidate("T", "/users/a").await;
+        assert!(c.get("t", "/users/a", None).await.is_none());
+        assert!(c.get("t", "/users/a", Some(96)).await.is_none());
+        assert!(c.get("t", "/users/b", None).await.is_some());
+        assert!(
+            c.get("u", "/users/a", None).await.is_some(),
+            "another tenant"
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_are_bounded() {
+        let c = ReadCache::new(100_000, Duration::from_secs(60));
+        for i in 0..50 {
+            c.put("t", &format!("/users/{i}"), None, photo(10_000))
+                .await;
+        }
+        let cache = c.cache.as_ref().unwrap();
+        cache.run_pending_tasks().await;
+        assert!(
+            cache.weighted_size() <= 100_000,
+            "{}",
+            cache.weighted_size()
+        );
+        assert!(cache.entry_count() < 50);
+    }
+
+    #[tokio::test]
+    async fn off_holds_nothing_and_etags_match_weakly_in_lists() {
+        let c = ReadCache::new(0, Duration::from_secs(60));
+        c.put("t", "/users/a", None, photo(10)).await;
+        assert!(c.get("t", "/users/a", None).await.is_none());
+        let p = CachedPhoto::new(
+            Bytes::from_static(b"x"),
+            "image/jpeg".into(),
+            Some("\"abc\"".into()),
+        );
+        assert!(p.matches(Some("\"zzz\", W/\"abc\"")));
+        assert!(p.matches(Some("*")));
+        assert!(!p.matches(Some("\"abd\"")));
+        assert!(!p.matches(None));
+        let own = CachedPhoto::new(Bytes::from_static(b"x"), "image/jpeg".into(), None);
+        assert_eq!(
+            own.etag.len(),
+            66,
+            "the quoted SHA-256 when Graph sends none"
+        );
+    }
+}
