@@ -62,7 +62,8 @@ impl CallerPolicy {
         has(&client.to_ascii_lowercase()) || has("*")
     }
 
-    /// Allows the access, or refuses it with 403 `caller-not-allowed`.
+    /// Allows a delegated caller's access, or refuses it with 403 `caller-not-allowed`. App-only
+    /// callers are `app_policy.rs`'s: one that reaches here is refused (`user-token-required`).
     pub fn authorize(
         &self,
         caller: &Caller,
@@ -70,7 +71,8 @@ impl CallerPolicy {
         access: Access,
     ) -> Result<(), ApiError> {
         let kind = target.kind();
-        match target.whose(caller.identity()) {
+        let user = caller.require_user("the delegated policy needs a signed-in user")?;
+        match target.whose(user.identity()) {
             Whose::Others if !self.granted(&caller.client_app_id, kind, access) => {
                 Err(ApiError::CallerNotAllowed(format!(
                     "the calling application {} may not {} {}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
@@ -87,18 +89,20 @@ impl CallerPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Assertion;
+    use crate::auth::{AppOnly, Assertion, Principal, SignedInUser};
 
     const W: Access = Access::Write;
 
     fn caller(app: &str) -> Caller {
         Caller {
             tenant_id: "t".into(),
-            object_id: "oid-1".into(),
-            username: Some("adele@contoso.com".into()),
             client_app_id: app.into(),
-            scopes: vec![],
-            assertion: Assertion::new("x"),
+            principal: Principal::User(SignedInUser {
+                object_id: "oid-1".into(),
+                username: Some("adele@contoso.com".into()),
+                scopes: vec![],
+                assertion: Assertion::new("x"),
+            }),
         }
     }
 
@@ -179,8 +183,16 @@ mod tests {
         let team = PhotoTarget::Team { team: "t".into() };
         assert!(p.authorize(&caller("app-b"), &team, Access::Read).is_ok());
         assert!(p.authorize(&caller("app-b"), &team, W).is_err());
+                let daemon = Caller {
+            principal: Principal::App(AppOnly { roles: vec![] }),
+            ..caller("app-a")
+        };
+        assert!(matches!(
+            p.authorize(&daemon, &PhotoTarget::Me, W),
+            Err(ApiError::UserTokenRequired(_))
+        ));
         assert_eq!(
-            own_upn.mailbox(caller("a").identity()),
+            own_upn.mailbox(caller("a").user().unwrap().identity()),
             crate::graph::MailboxName::Id("oid-1")
         );
     }
