@@ -29,7 +29,8 @@ use crate::auth::{
 };
 use crate::error::{ApiError, image_error};
 use crate::graph::{
-    Access, GraphClient, GraphFailure, GraphUpload, LookupVia, PhotoTarget, Scopes, UserIds,
+    Access, GraphClient, GraphFailure, GraphUpload, LookupVia, MailboxName, PhotoTarget, Scopes,
+    UserIds,
 };
 use crate::image::{ImageOptions, ImageStage, InputInfo, OutputInfo};
 use crate::image_request::{ImagePolicy, ImageRequest, mode_name};
@@ -164,17 +165,10 @@ impl PhotoService {
         let options = self.image_policy.resolve(&up.image)?;
         let _reservation = self.admit(up).await?;
         let scope = self
-            .scopes
-            .get(up.target.scope_kind(up.caller.identity()), Access::Write)
+            .scope_for(up.caller, up.target, Access::Write)
             .ok_or_else(|| {
                 ApiError::MethodNotAllowed("this target cannot be written".into(), "GET")
             })?;
-        // An app-only caller's token is the gateway's own, whose `.default` scope carries every
-        // application permission admin-consented to it.
-        let scope = match up.caller.principal {
-            Principal::User(_) => scope,
-            Principal::App(_) => self.app_tokens.scope(),
-        };
         let (received, token) = self
             .receive(up, body, scope, &mut progress.received)
             .await?;
@@ -215,14 +209,68 @@ impl PhotoService {
     /// The calling app may change this kind of target: for a signed-in user, by the delegated
     /// policy; for an app-only caller, by its app roles and the app-only policy.
     fn authorize(&self, up: &PhotoUpdate<'_>) -> Result<(), ApiError> {
-        match &up.caller.principal {
-            Principal::User(_) => self.policy.authorize(up.caller, up.target, Access::Write),
-            Principal::App(app) => self.app_policy.authorize(
-                &up.caller.client_app_id,
-                &app.roles,
-                up.target,
-                Access::Write,
-            ),
+        self.authorize_access(up.caller, up.target, Access::Write)
+    }
+
+    /// Whether this caller may do `access` to `target`: the delegated policy for a signed-in
+    /// user, the app roles and app-only policy for a daemon.
+    pub(crate) fn authorize_access(
+        &self,
+        caller: &Caller,
+        target: &PhotoTarget,
+        access: Access,
+    ) -> Result<(), ApiError> {
+        match &caller.principal {
+            Principal::User(_) => self.policy.authorize(caller, target, access),
+            Principal::App(app) => {
+                self.app_policy
+                    .authorize(&caller.client_app_id, &app.roles, target, access)
+            }
+        }
+    }
+
+    /// Within the caller's own rate: per (app, user) for a signed-in user, per app for a daemon.
+    pub(crate) async fn check_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+        match &caller.principal {
+            Principal::User(user) => {
+                self.admission
+                    .check_caller(&caller.client_app_id, &user.object_id)
+                    .await
+            }
+            Principal::App(_) => self.admission.check_app(&caller.client_app_id).await,
+        }
+    }
+
+    /// The Graph scope an access needs, `None` when the gateway offers no such access to this
+    /// kind: the least delegated scope of (kind, access) for a user (a user's own object id is
+    /// `me`), the gateway's own `.default` for a daemon, whose application permissions are
+    /// admin-consented to it.
+    pub(crate) fn scope_for(
+        &self,
+        caller: &Caller,
+        target: &PhotoTarget,
+        access: Access,
+    ) -> Option<&str> {
+        match caller.user() {
+            Some(user) => self.scopes.get(target.scope_kind(user.identity()), access),
+            None => self
+                .scopes
+                .get(target.kind(), access)
+                .map(|_| self.app_tokens.scope()),
+        }
+    }
+
+    /// The mailbox a target is in: the signed-in user's for `/me`; a daemon has none, so a `/me`
+    /// path (refused at authorize already) cannot reach Graph without a user.
+    pub(crate) fn mailbox_name<'a>(
+        caller: &'a Caller,
+        target: &'a PhotoTarget,
+    ) -> Result<MailboxName<'a>, ApiError> {
+        match caller.user() {
+            Some(user) => Ok(target.mailbox(user.identity())),
+            None => target
+                .named_mailbox()
+                .ok_or_else(|| ApiError::UserTokenRequired("`/me` needs a signed-in user".into())),
         }
     }
 
@@ -270,14 +318,7 @@ impl PhotoService {
     /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is
     /// read so that overload is refused at once instead of buffered.
     async fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
-        match &up.caller.principal {
-            Principal::User(user) => {
-                self.admission
-                    .check_caller(&up.caller.client_app_id, &user.object_id)
-                    .await?
-            }
-            Principal::App(_) => self.admission.check_app(&up.caller.client_app_id).await?,
-        }
+        self.check_rate(up.caller).await?;
         self.admission
             .admit(self.upload.reservation(up.body.content_length))
     }
@@ -347,13 +388,7 @@ impl PhotoService {
         token: &GraphToken,
         scope: &str,
     ) -> Result<MailboxSlot, ApiError> {
-        let name = match up.caller.user() {
-            Some(user) => up.target.mailbox(user.identity()),
-            None => up.target.named_mailbox().ok_or_else(|| {
-                // Refused at authorize already; kept so that no path can reach Graph without a user.
-                ApiError::UserTokenRequired("`/me` needs a signed-in user".into())
-            })?,
-        };
+        let name = Self::mailbox_name(up.caller, up.target)?;
         let mailbox = if self.admission.limits_mailboxes() {
             let traceparent = outbound_traceparent(up.traceparent);
             let via = LookupVia {

@@ -24,6 +24,7 @@ fn on_kind(grants: &RoleGrants, kind: TargetKind) -> Option<&AccessSet> {
         TargetKind::User => Some(&grants.users),
         TargetKind::Group => Some(&grants.groups),
         TargetKind::Contact => Some(&grants.contacts),
+        TargetKind::Team => Some(&grants.teams),
     }
 }
 
@@ -49,6 +50,7 @@ fn kind_name(kind: TargetKind) -> &'static str {
         TargetKind::User => "users'",
         TargetKind::Group => "groups'",
         TargetKind::Contact => "contacts'",
+        TargetKind::Team => "teams'",
     }
 }
 

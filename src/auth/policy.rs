@@ -183,7 +183,7 @@ mod tests {
         let team = PhotoTarget::Team { team: "t".into() };
         assert!(p.authorize(&caller("app-b"), &team, Access::Read).is_ok());
         assert!(p.authorize(&caller("app-b"), &team, W).is_err());
-                let daemon = Caller {
+        let daemon = Caller {
             principal: Principal::App(AppOnly { roles: vec![] }),
             ..caller("app-a")
         };

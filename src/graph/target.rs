@@ -503,6 +503,7 @@ impl PhotoTarget {
                 })
             }
             PhotoTarget::Group { group } => Some(MailboxName::Id(group)),
+            PhotoTarget::Team { team } => Some(MailboxName::Id(team)),
         }
     }
 

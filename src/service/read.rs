@@ -80,23 +80,17 @@ pub enum ReadAnswer {
 impl PhotoService {
     /// Reads a photo, its metadata or one of its sizes.
     pub async fn read(&self, r: PhotoRead<'_>) -> Result<ReadAnswer, ApiError> {
-        self.policy.authorize(r.caller, r.target, Access::Read)?;
-        self.admission
-            .check_caller(&r.caller.client_app_id, &r.caller.object_id)
-            .await?;
+        self.authorize_access(r.caller, r.target, Access::Read)?;
+        self.check_rate(r.caller).await?;
         let scope = self
-            .scopes
-            .get(r.target.scope_kind(r.caller.identity()), Access::Read)
+            .scope_for(r.caller, r.target, Access::Read)
             .ok_or_else(|| {
                 ApiError::MethodNotAllowed(
                     "this photo cannot be read".into(),
                     r.view.allow(r.target.kind()),
                 )
             })?;
-        let token = self
-            .tokens
-            .get(r.caller.assertion.expose(), scope, r.traceparent)
-            .await?;
+        let token = self.graph_token(r.caller, scope, r.traceparent).await?;
         let traceparent = outbound_traceparent(r.traceparent);
         let path = r.target.view_path(r.view);
         let call = GraphCall {
@@ -202,23 +196,17 @@ impl PhotoService {
     }
 
     async fn run_delete(&self, d: &PhotoDelete<'_>) -> Result<Option<String>, ApiError> {
-        self.policy.authorize(d.caller, d.target, Access::Delete)?;
-        self.admission
-            .check_caller(&d.caller.client_app_id, &d.caller.object_id)
-            .await?;
+        self.authorize_access(d.caller, d.target, Access::Delete)?;
+        self.check_rate(d.caller).await?;
         let scope = self
-            .scopes
-            .get(d.target.scope_kind(d.caller.identity()), Access::Delete)
+            .scope_for(d.caller, d.target, Access::Delete)
             .ok_or_else(|| {
                 ApiError::MethodNotAllowed(
                     "Graph has no delete of this photo".into(),
                     PhotoView::Value.allow(d.target.kind()),
                 )
             })?;
-        let token = self
-            .tokens
-            .get(d.caller.assertion.expose(), scope, d.traceparent)
-            .await?;
+        let token = self.graph_token(d.caller, scope, d.traceparent).await?;
         let traceparent = outbound_traceparent(d.traceparent);
         let path = d.target.graph_path();
         let call = GraphCall {
@@ -229,8 +217,9 @@ impl PhotoService {
         tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %d.caller.tenant_id,
-            user_oid = %d.caller.object_id,
+            user_oid = d.caller.user().map(|u| u.object_id.as_str()),
             client_app = %d.caller.client_app_id,
+            app_only = d.caller.is_app_only(),
             target_path = %path,
             method = "DELETE",
             outcome = "attempt",
@@ -273,14 +262,7 @@ impl PhotoService {
             Err(GraphFailure::Unauthorized { claims, .. }) => {
                 tracing::info!("Graph refused the cached token; exchanging a fresh one");
                 let fresh = self
-                    .tokens
-                    .refresh(
-                        caller.assertion.expose(),
-                        scope,
-                        &token,
-                        claims.as_deref(),
-                        traceparent,
-                    )
+                    .fresh_token(caller, scope, &token, claims.as_deref(), traceparent)
                     .await?;
                 call(fresh).await
             }
@@ -318,18 +300,20 @@ impl PhotoService {
             client_request_id: request_id,
             traceparent,
         };
-        let identity = caller.identity();
+        let mailbox = match Self::mailbox_name(caller, target) {
+            Ok(name) => name,
+            // Refused at authorize: a daemon has no `/me`. A key no read can ask for.
+            Err(_) => return String::new(),
+        };
         match target {
-            PhotoTarget::Me | PhotoTarget::User { .. } => {
-                self.user_key(target.mailbox(identity), via()).await
-            }
+            PhotoTarget::Me | PhotoTarget::User { .. } => self.user_key(mailbox, via()).await,
             PhotoTarget::Group { group: id } | PhotoTarget::Team { team: id } => {
                 format!("/groups/{}", encode_id(&id.to_lowercase()))
             }
             PhotoTarget::MyContact { contact, .. } | PhotoTarget::UserContact { contact, .. } => {
                 format!(
                     "{}/contacts/{}",
-                    self.user_key(target.mailbox(identity), via()).await,
+                    self.user_key(mailbox, via()).await,
                     encode_id(contact)
                 )
             }
@@ -368,7 +352,7 @@ impl PhotoService {
             .cache_target(caller, target, token, scope, request_id, traceparent)
             .await;
         self.read_cache.invalidate(tenant, &key).await;
-        if let MailboxName::Upn(upn) = target.mailbox(caller.identity()) {
+        if let Ok(MailboxName::Upn(upn)) = Self::mailbox_name(caller, target) {
             let by_upn = format!("/users/{}", encode_id(&upn.to_lowercase()));
             let key = match target {
                 PhotoTarget::UserContact { contact, .. } => {
@@ -396,8 +380,9 @@ fn audit_delete(d: &PhotoDelete<'_>, outcome: &Result<Option<String>, ApiError>)
         Ok(graph_request_id) => tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %d.caller.tenant_id,
-            user_oid = %d.caller.object_id,
+            user_oid = d.caller.user().map(|u| u.object_id.as_str()),
             client_app = %d.caller.client_app_id,
+            app_only = d.caller.is_app_only(),
             target_path = %d.target.graph_path(),
             method = "DELETE",
             outcome = "success",
@@ -407,8 +392,9 @@ fn audit_delete(d: &PhotoDelete<'_>, outcome: &Result<Option<String>, ApiError>)
         Err(e) => tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %d.caller.tenant_id,
-            user_oid = %d.caller.object_id,
+            user_oid = d.caller.user().map(|u| u.object_id.as_str()),
             client_app = %d.caller.client_app_id,
+            app_only = d.caller.is_app_only(),
             target_path = %d.target.graph_path(),
             method = "DELETE",
             outcome = e.code(),
