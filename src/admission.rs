@@ -45,8 +45,23 @@ pub struct Admission {
     uploads: Option<Arc<Semaphore>>,
     bytes: Option<Arc<Semaphore>>,
     buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
+    /// App-only callers' rate, keyed by app alone: (configured, this replica's share).
+    app_rate: (Rate, Rate),
+    /// Among how many replicas the global limits are shared (1 without Redis).
+    replicas: u32,
     mailboxes: moka::sync::Cache<String, Arc<Mailbox>>,
 }
+
+/// A sustained rate per minute and its burst (0 rate = off).
+#[derive(Debug, Clone, Copy, Default)]
+struct Rate {
+    per_min: u32,
+    burst: u32,
+}
+
+/// The `user` part of an app-only caller's rate key: no object id is empty or holds a NUL, so
+/// an app's own bucket is never one of its users'.
+const APP_ONLY_KEY: &str = "\u{0}app-only";
 
 /// Budget held by one upload until it is dropped.
 pub struct Reservation {
@@ -128,6 +143,8 @@ impl Admission {
         Admission {
             config,
             local,
+            app_rate: (Rate::default(), Rate::default()),
+            replicas: n,
             global,
             uploads: sem(config.max_inflight_uploads),
             bytes: sem(config.max_inflight_bytes),
@@ -188,10 +205,66 @@ impl Admission {
         self.check_caller_here(app, user)
     }
 
+    /// Sets app-only callers' own rate (per calling app; 0 = off), shared among the replicas like
+    /// the per-caller rate.
+    pub fn with_app_rate(mut self, per_min: u32, burst: u32) -> Admission {
+        let n = self.replicas;
+        let configured = Rate { per_min, burst };
+        let local = Rate {
+            per_min: u32::try_from(share(per_min as usize, n)).unwrap_or(u32::MAX),
+            burst: u32::try_from(share(burst as usize, n)).unwrap_or(1),
+        };
+        self.app_rate = (configured, local);
+        self
+    }
+
+    /// Within the app-only caller `app`'s own rate (one bucket per calling app, whichever users'
+    /// photos it changes), or 429 `rate-limited` with when to retry.
+    pub async fn check_app(&self, app: &str) -> Result<(), ApiError> {
+        let (configured, local) = self.app_rate;
+        if configured.per_min == 0 {
+            return Ok(());
+        }
+        let over = |wait| ApiError::RateLimited {
+            detail: format!(
+                "this app-only caller (application {app}) is over {} requests per minute",
+                configured.per_min
+            ),
+            retry_after: retry_after_secs(wait),
+        };
+        if let Some(g) = &self.global {
+            match g
+                .caller(app, APP_ONLY_KEY, configured.per_min, configured.burst)
+                .await
+            {
+                Some(None) => return Ok(()),
+                Some(Some(wait)) => return Err(over(wait)),
+                None => {} // Redis failed: this replica's share.
+            }
+        }
+        match self.take(app, APP_ONLY_KEY, local) {
+            None => Ok(()),
+            Some(wait) => Err(over(wait)),
+        }
+    }
+
     /// The caller's token bucket in this replica.
     fn check_caller_here(&self, app: &str, user: &str) -> Result<(), ApiError> {
-        let rate = self.local.caller_rate_per_min;
-        let burst = f64::from(self.local.caller_burst.max(1));
+        let local = Rate {
+            per_min: self.local.caller_rate_per_min,
+            burst: self.local.caller_burst,
+        };
+        match self.take(app, user, local) {
+            None => Ok(()),
+            Some(wait) => Err(caller_over(self.config.caller_rate_per_min, wait)),
+        }
+    }
+
+    /// Takes one request from the bucket of (app, user) in this replica: `None` when allowed,
+    /// else how long until it would be.
+    fn take(&self, app: &str, user: &str, rate: Rate) -> Option<Duration> {
+        let burst = f64::from(rate.burst.max(1));
+        let rate = rate.per_min;
         let per_sec = f64::from(rate) / 60.0;
         let bucket = self.buckets.get_with(format!("{app}\u{0}{user}"), || {
             Arc::new(Mutex::new(Bucket {
@@ -205,10 +278,9 @@ impl Admission {
         b.updated = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            return Ok(());
+            return None;
         }
-        let wait = Duration::from_secs_f64((1.0 - b.tokens) / per_sec);
-        Err(caller_over(self.config.caller_rate_per_min, wait))
+        Some(Duration::from_secs_f64((1.0 - b.tokens) / per_sec))
     }
 
     /// True when a per-mailbox limit is on, so that knowing the mailbox is worth a lookup.
@@ -401,6 +473,25 @@ mod tests {
             l.check_caller("app", "other-user").await.is_ok(),
             "per caller"
         );
+    }
+
+    #[tokio::test]
+    async fn app_only_callers_have_their_own_bucket_per_app() {
+        let l = Admission::new(cfg()).with_app_rate(60, 1);
+        assert!(l.check_app("daemon").await.is_ok());
+        assert!(matches!(
+            l.check_app("daemon").await,
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(l.check_app("other-daemon").await.is_ok(), "per app");
+        assert!(
+            l.check_caller("daemon", "u").await.is_ok(),
+            "the app's delegated callers keep their own buckets"
+        );
+        let off = Admission::new(cfg()).with_app_rate(0, 1);
+        for _ in 0..5 {
+            assert!(off.check_app("daemon").await.is_ok());
+        }
     }
 
     #[tokio::test]

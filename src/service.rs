@@ -7,6 +7,10 @@
 //! read) → admit → receive (body and Graph token in parallel) → prepare (the image stage: what is
 //! sent from here on is its output) → mailbox slot (another user named by UPN resolved to its
 //! object id) → send (one fresh token if Graph refuses the cached one) → receipt → audit.
+//!
+//! An app-only (daemon) caller takes the same steps; only three branch on the caller: authorize
+//! (`auth/app_policy.rs` instead of `auth/policy.rs`), admit (the app's own rate) and the Graph
+//! token (the gateway's own client-credentials token, `token/app.rs`, instead of On-Behalf-Of).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,7 +20,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::admission::{Admission, MailboxSlot, Reservation};
-use crate::auth::{Caller, CallerPolicy, Credentials, TokenValidator, bearer_token};
+use crate::auth::{
+    AppPolicy, Caller, CallerPolicy, Credentials, Principal, TokenValidator, bearer_token,
+};
 use crate::error::{ApiError, image_error};
 use crate::graph::{
     Access, GraphClient, GraphFailure, GraphUpload, LookupVia, PhotoTarget, Scopes, UserIds,
@@ -25,7 +31,7 @@ use crate::image::{ImageOptions, ImageStage, InputInfo, OutputInfo};
 use crate::image_request::{ImagePolicy, ImageRequest, mode_name};
 use crate::metrics;
 use crate::telemetry::outbound_traceparent;
-use crate::token::{GraphToken, TokenCache};
+use crate::token::{AppTokens, GraphToken, OboError, TokenCache};
 use crate::upload::{BodyHeaders, BodyStream, Photo, UploadLimits, read_photo, sniff};
 
 /// What the caller gets back after a successful upload.
@@ -89,6 +95,8 @@ pub struct PhotoService {
     pub(crate) scopes: Scopes,
     pub(crate) upload: UploadLimits,
     pub(crate) policy: CallerPolicy,
+    pub(crate) app_policy: AppPolicy,
+    pub(crate) app_tokens: AppTokens,
     pub(crate) admission: Admission,
     pub(crate) user_ids: UserIds,
     pub(crate) images: ImageStage,
@@ -148,6 +156,12 @@ impl PhotoService {
             .scopes
             .get(up.target.kind(), Access::Write)
             .ok_or_else(|| ApiError::MethodNotAllowed("this target cannot be written".into()))?;
+        // An app-only caller's token is the gateway's own, whose `.default` scope carries every
+        // application permission admin-consented to it.
+        let scope = match up.caller.principal {
+            Principal::User(_) => scope,
+            Principal::App(_) => self.app_tokens.scope(),
+        };
         let (received, token) = self
             .receive(up, body, scope, &mut progress.received)
             .await?;
@@ -171,17 +185,72 @@ impl PhotoService {
         ))
     }
 
-    /// The calling app may change this kind of target.
+    /// The calling app may change this kind of target: for a signed-in user, by the delegated
+    /// policy; for an app-only caller, by its app roles and the app-only policy.
     fn authorize(&self, up: &PhotoUpdate<'_>) -> Result<(), ApiError> {
-        self.policy.authorize(up.caller, up.target)
+        match &up.caller.principal {
+            Principal::User(_) => self.policy.authorize(up.caller, up.target),
+            Principal::App(app) => self.app_policy.authorize(
+                &up.caller.client_app_id,
+                &app.roles,
+                up.target,
+                Access::Write,
+            ),
+        }
+    }
+
+    /// The Graph token for this caller: On-Behalf-Of the signed-in user, or the gateway's own
+    /// for an app-only caller (one per tenant, shared by every daemon).
+    async fn graph_token(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Arc<GraphToken>, OboError> {
+        match &caller.principal {
+            Principal::User(user) => {
+                self.tokens
+                    .get(user.assertion.expose(), scope, traceparent)
+                    .await
+            }
+            Principal::App(_) => self.app_tokens.get(&caller.tenant_id, traceparent).await,
+        }
+    }
+
+    /// A fresh Graph token in place of `refused`, which Graph refused.
+    async fn fresh_token(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        refused: &Arc<GraphToken>,
+        claims: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<Arc<GraphToken>, OboError> {
+        match &caller.principal {
+            Principal::User(user) => {
+                self.tokens
+                    .refresh(user.assertion.expose(), scope, refused, claims, traceparent)
+                    .await
+            }
+            Principal::App(_) => {
+                self.app_tokens
+                    .refresh(&caller.tenant_id, refused, claims, traceparent)
+                    .await
+            }
+        }
     }
 
     /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is
     /// read so that overload is refused at once instead of buffered.
     async fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
-        self.admission
-            .check_caller(&up.caller.client_app_id, &up.caller.object_id)
-            .await?;
+        match &up.caller.principal {
+            Principal::User(user) => {
+                self.admission
+                    .check_caller(&up.caller.client_app_id, &user.object_id)
+                    .await?
+            }
+            Principal::App(_) => self.admission.check_app(&up.caller.client_app_id).await?,
+        }
         self.admission
             .admit(self.upload.reservation(up.body.content_length))
     }
@@ -197,8 +266,7 @@ impl PhotoService {
     ) -> Result<(Photo, Arc<GraphToken>), ApiError> {
         let (photo, token) = tokio::join!(
             read_photo(up.body, body, self.upload),
-            self.tokens
-                .get(up.caller.assertion.expose(), scope, up.traceparent)
+            self.graph_token(up.caller, scope, up.traceparent)
         );
         let photo = photo?;
         // Known from here on, for the audit line, even if the token exchange failed.
@@ -252,7 +320,13 @@ impl PhotoService {
         token: &GraphToken,
         scope: &str,
     ) -> Result<MailboxSlot, ApiError> {
-        let name = up.target.mailbox(up.caller.identity());
+        let name = match up.caller.user() {
+            Some(user) => up.target.mailbox(user.identity()),
+            None => up.target.named_mailbox().ok_or_else(|| {
+                // Refused at authorize already; kept so that no path can reach Graph without a user.
+                ApiError::UserTokenRequired("`/me` needs a signed-in user".into())
+            })?,
+        };
         let mailbox = if self.admission.limits_mailboxes() {
             let traceparent = outbound_traceparent(up.traceparent);
             let via = LookupVia {
@@ -293,14 +367,7 @@ impl PhotoService {
             Err(GraphFailure::Unauthorized { claims, .. }) => {
                 tracing::info!("Graph refused the cached token; exchanging a fresh one");
                 let fresh = self
-                    .tokens
-                    .refresh(
-                        up.caller.assertion.expose(),
-                        scope,
-                        &token,
-                        claims.as_deref(),
-                        up.traceparent,
-                    )
+                    .fresh_token(up.caller, scope, &token, claims.as_deref(), up.traceparent)
                     .await?;
                 Ok(self.graph.upload(&upload, &fresh.access_token).await?)
             }
@@ -334,7 +401,8 @@ fn receipt(
 /// The audit trail: one line per authenticated attempt to change a photo, on its own target
 /// (`photo_gateway::audit`) so it can be routed separately. Never the photo or a token: who, what,
 /// how many bytes and their SHA-256 (of what is sent to Graph: the image stage's output; before
-/// the stage ran, of what was received), the input's type and size, and the outcome code.
+/// the stage ran, of what was received), the input's type and size, and the outcome code. An
+/// app-only caller's line has `app_only=true`, the app in `client_app` and no `user_oid`.
 mod audit {
     use super::{PhotoUpdate, Progress, UploadReceipt};
     use crate::auth::Caller;
@@ -352,8 +420,9 @@ mod audit {
         tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %up.caller.tenant_id,
-            user_oid = %up.caller.object_id,
+            user_oid = user_oid(up.caller),
             client_app = %up.caller.client_app_id,
+            app_only = up.caller.is_app_only(),
             target_path = %graph_path,
             method = %up.method,
             bytes = photo.len(),
@@ -376,8 +445,9 @@ mod audit {
             Ok(r) => tracing::info!(
                 target: "photo_gateway::audit",
                 tenant_id = %up.caller.tenant_id,
-                user_oid = %up.caller.object_id,
+                user_oid = user_oid(up.caller),
                 client_app = %up.caller.client_app_id,
+                app_only = up.caller.is_app_only(),
                 target_path = %r.target,
                 method = %r.method,
                 bytes = r.bytes,
@@ -396,8 +466,9 @@ mod audit {
                 tracing::info!(
                     target: "photo_gateway::audit",
                     tenant_id = %up.caller.tenant_id,
-                    user_oid = %up.caller.object_id,
+                    user_oid = user_oid(up.caller),
                     client_app = %up.caller.client_app_id,
+                    app_only = up.caller.is_app_only(),
                     target_path = %up.target.graph_path(),
                     method = %up.method,
                     bytes = sent.map(Photo::len),
@@ -411,6 +482,12 @@ mod audit {
                 )
             }
         }
+    }
+
+    /// The signed-in user's object id; none for an app-only caller, whose line says
+    /// `app_only=true` and names the app in `client_app`.
+    fn user_oid(caller: &Caller) -> Option<&str> {
+        caller.user().map(|u| u.object_id.as_str())
     }
 
     /// Graph's request id, when Graph answered.
@@ -428,8 +505,9 @@ mod audit {
         tracing::info!(
             target: "photo_gateway::audit",
             tenant_id = %caller.tenant_id,
-            user_oid = %caller.object_id,
+            user_oid = user_oid(caller),
             client_app = %caller.client_app_id,
+            app_only = caller.is_app_only(),
             request_path = %path,
             method = %method,
             outcome = e.code(),

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::admission::Admission;
-use crate::auth::{CallerPolicy, KeyStore, TokenValidator};
+use crate::auth::{AppPolicy, CallerPolicy, KeyStore, TokenValidator};
 use crate::config::Config;
 use crate::config::{ImageConfig, ImageCrop, ImageMode};
 use crate::graph::{GraphClient, Scopes, UserIds};
@@ -23,7 +23,7 @@ use crate::shared::{GlobalLimits, Redis};
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
 use crate::state::AppState;
 use crate::telemetry::GatewayRootSpan;
-use crate::token::{Credential, L2Tokens, OboClient, TokenCache};
+use crate::token::{AppTokens, Credential, L2Tokens, OboClient, TokenCache};
 use crate::upload::UploadLimits;
 use crate::{http, metrics, outbound, telemetry};
 
@@ -101,6 +101,15 @@ impl Application {
         let l2 = redis
             .as_ref()
             .map(|(r, rc)| L2Tokens::new(r.clone(), rc, entra.request_timeout));
+        // App-only callers' Graph token: the gateway's own, through the same credential and, with
+        // Redis, the same sealed tier.
+        let app_tokens = AppTokens::new(
+            obo.clone(),
+            format!("{}/.default", config.graph.scope_resource),
+            redis
+                .as_ref()
+                .map(|(r, rc)| L2Tokens::new(r.clone(), rc, entra.request_timeout)),
+        );
         let global = redis
             .as_ref()
             .map(|(r, rc)| Arc::new(GlobalLimits::new(r.clone(), rc.lease)));
@@ -126,7 +135,10 @@ impl Application {
                 read_timeout: config.body.read_timeout,
             },
             policy: CallerPolicy::new(config.caller.policy.clone()),
-            admission: Admission::with_global(config.admission, global, replicas),
+            app_policy: AppPolicy::new(config.app_only.policy.clone()),
+            app_tokens,
+            admission: Admission::with_global(config.admission, global, replicas)
+                .with_app_rate(config.app_only.rate_per_min, config.app_only.burst),
             user_ids: UserIds::new(config.admission.mailbox_lookup_ttl),
             images: ImageStage::new(image_limits(&config.image)),
             image_policy: image_policy(&config.image),

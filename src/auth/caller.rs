@@ -30,24 +30,75 @@ impl std::fmt::Debug for Assertion {
     }
 }
 
-/// A caller whose token passed validation.
+/// A caller whose token passed validation: a signed-in user (delegated token) or an application
+/// acting as itself (app-only token). What needs a user reaches it only through [`Caller::user`],
+/// so "no user" cannot be mistaken for an empty one.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Tenant id (`tid`).
     pub tenant_id: String,
-    /// The signed-in user's object id (`oid`).
+    /// The calling application's client id (`azp` or `appid`).
+    pub client_app_id: String,
+    /// Who the token speaks for.
+    pub principal: Principal,
+}
+
+/// Who a caller's token speaks for.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A signed-in user, through a delegated token (`scp`).
+    User(SignedInUser),
+    /// The calling application itself, through an app-only token (`roles`, no `scp`).
+    App(AppOnly),
+}
+
+/// The signed-in user of a delegated token.
+#[derive(Debug, Clone)]
+pub struct SignedInUser {
+    /// The user's object id (`oid`).
     pub object_id: String,
     /// The user's sign-in name, when the token carries one.
     pub username: Option<String>,
-    /// The calling application's client id (`azp` or `appid`).
-    pub client_app_id: String,
     /// Delegated scopes granted to the calling app (`scp`).
     pub scopes: Vec<String>,
     /// The raw token, for the On-Behalf-Of exchange.
     pub assertion: Assertion,
 }
 
+/// An app-only caller: its app roles on the gateway's registration. It has no assertion: the
+/// gateway calls Graph with its own client-credentials token for it.
+#[derive(Debug, Clone)]
+pub struct AppOnly {
+    /// App roles of the gateway's registration granted to the calling app (`roles`).
+    pub roles: Vec<String>,
+}
+
 impl Caller {
+    /// The signed-in user, or `None` for an app-only caller.
+    pub fn user(&self) -> Option<&SignedInUser> {
+        match &self.principal {
+            Principal::User(u) => Some(u),
+            Principal::App(_) => None,
+        }
+    }
+
+    /// The signed-in user, or 403 `user-token-required` saying `why` a user is needed.
+    pub fn require_user(&self, why: &str) -> Result<&SignedInUser, ApiError> {
+        self.user().ok_or_else(|| {
+            ApiError::UserTokenRequired(format!(
+                "{why}: this token is app-only (application {}, no signed-in user); use a delegated token",
+                self.client_app_id
+            ))
+        })
+    }
+
+    /// True for an app-only caller.
+    pub fn is_app_only(&self) -> bool {
+        matches!(self.principal, Principal::App(_))
+    }
+}
+
+impl SignedInUser {
     /// The signed-in user, as targets are compared with it.
     pub fn identity(&self) -> Identity<'_> {
         Identity {

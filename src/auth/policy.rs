@@ -46,10 +46,12 @@ impl CallerPolicy {
         has(&client.to_ascii_lowercase()) || has("*")
     }
 
-    /// Allows the call, or refuses it with 403 `caller-not-allowed`.
+    /// Allows a delegated caller's call, or refuses it with 403 `caller-not-allowed`. App-only
+    /// callers are `app_policy.rs`'s: one that reaches here is refused (`user-token-required`).
     pub fn authorize(&self, caller: &Caller, target: &PhotoTarget) -> Result<(), ApiError> {
         let kind = target.kind();
-        match target.whose(caller.identity()) {
+        let user = caller.require_user("the delegated policy needs a signed-in user")?;
+        match target.whose(user.identity()) {
             Whose::Others if !self.granted(&caller.client_app_id, kind) => {
                 Err(ApiError::CallerNotAllowed(format!(
                     "the calling application {} may not change {}; an operator can grant it in PHOTO_GATEWAY_CALLER_POLICY",
@@ -65,16 +67,18 @@ impl CallerPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Assertion;
+    use crate::auth::{AppOnly, Assertion, Principal, SignedInUser};
 
     fn caller(app: &str) -> Caller {
         Caller {
             tenant_id: "t".into(),
-            object_id: "oid-1".into(),
-            username: Some("adele@contoso.com".into()),
             client_app_id: app.into(),
-            scopes: vec![],
-            assertion: Assertion::new("x"),
+            principal: Principal::User(SignedInUser {
+                object_id: "oid-1".into(),
+                username: Some("adele@contoso.com".into()),
+                scopes: vec![],
+                assertion: Assertion::new("x"),
+            }),
         }
     }
 
@@ -134,8 +138,16 @@ mod tests {
             Err(ApiError::CallerNotAllowed(_))
         ));
         assert!(p.authorize(&caller("app-a"), &own_upn).is_ok());
+        let daemon = Caller {
+            principal: Principal::App(AppOnly { roles: vec![] }),
+            ..caller("app-a")
+        };
+        assert!(matches!(
+            p.authorize(&daemon, &PhotoTarget::Me),
+            Err(ApiError::UserTokenRequired(_))
+        ));
         assert_eq!(
-            own_upn.mailbox(caller("a").identity()),
+            own_upn.mailbox(caller("a").user().unwrap().identity()),
             crate::graph::MailboxName::Id("oid-1")
         );
     }

@@ -1,6 +1,8 @@
 //! Access-token validation: RS256 pinned, key chosen only by `kid` from the tenant's JWKS, exact
 //! issuer and single-string audience, required `exp`/`nbf`, bounded lifetime, delegated scopes,
-//! allowed callers.
+//! allowed callers. A token with `scp` is a user's (delegated); one with `roles` and no `scp` is
+//! an application's own (app-only: `idtyp`, when present, must say `app`); one with neither is
+//! refused.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
-use super::caller::{Assertion, Caller, MAX_TOKEN_LEN};
+use super::caller::{AppOnly, Assertion, Caller, MAX_TOKEN_LEN, Principal, SignedInUser};
 use super::jwks::KeyStore;
 use crate::config::CallerConfig;
 use crate::error::ApiError;
@@ -31,6 +33,10 @@ struct Claims {
     #[serde(default)]
     scp: Option<String>,
     #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    idtyp: Option<String>,
+    #[serde(default)]
     azp: Option<String>,
     #[serde(default)]
     appid: Option<String>,
@@ -50,6 +56,10 @@ pub struct TokenValidator {
     required_scopes: Vec<String>,
     allowed_clients: Option<HashSet<String>>,
 }
+
+/// More app roles than any sensible registration defines are not kept (the token is bounded by
+/// its length already; this bounds what each request carries along).
+const MAX_ROLES: usize = 64;
 
 fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::InvalidToken(msg.into())
@@ -152,21 +162,55 @@ impl TokenValidator {
             )));
         }
 
-        let scp = match c.scp {
-            Some(s) if !s.trim().is_empty() => s,
-            _ => return Err(ApiError::UserTokenRequired),
-        };
-        let scopes: Vec<String> = scp.split_whitespace().map(str::to_owned).collect();
-        let missing: Vec<&str> = self
-            .required_scopes
-            .iter()
-            .filter(|r| !scopes.iter().any(|s| s == *r))
-            .map(String::as_str)
+        let scopes: Vec<String> = c
+            .scp
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
             .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::InsufficientScope {
-                scope: missing.join(" "),
-            });
+        let roles: Vec<String> = c
+            .roles
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r.trim().is_empty())
+            .take(MAX_ROLES)
+            .collect();
+        // Entra's `idtyp` is an optional claim: when present it must agree with the rest, but
+        // its absence proves nothing. `scp` is what makes a token a user's; `roles` without it
+        // is the application acting as itself.
+        let idtyp_app = c.idtyp.as_deref().map(|t| t.eq_ignore_ascii_case("app"));
+        let app_only = match (scopes.is_empty(), roles.is_empty()) {
+            (false, _) if idtyp_app == Some(true) => {
+                return Err(invalid(
+                    "the token says it is app-only (idtyp=app) but carries delegated scopes (scp)",
+                ));
+            }
+            (false, _) => false,
+            (true, false) if idtyp_app == Some(false) => {
+                return Err(invalid(
+                    "the token carries app roles and no delegated scopes, but its idtyp is not `app`",
+                ));
+            }
+            (true, false) => true,
+            (true, true) => {
+                return Err(ApiError::UserTokenRequired(
+                    "the token carries neither delegated scopes (scp) nor app roles (roles): send a delegated user token".into(),
+                ));
+            }
+        };
+        if !app_only {
+            let missing: Vec<&str> = self
+                .required_scopes
+                .iter()
+                .filter(|r| !scopes.iter().any(|s| s == *r))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(ApiError::InsufficientScope {
+                    scope: missing.join(" "),
+                });
+            }
         }
         let client = c
             .azp
@@ -179,9 +223,6 @@ impl TokenValidator {
                 "the calling application {client} is not allowed to use this gateway"
             )));
         }
-        let object_id = c
-            .oid
-            .ok_or_else(|| invalid("the token names no user object id (oid)"))?;
         let tenant_id = c
             .tid
             .ok_or_else(|| invalid("the token names no tenant (tid)"))?;
@@ -193,13 +234,24 @@ impl TokenValidator {
         {
             return Err(invalid("the token was issued for another tenant (tid)"));
         }
+        let principal = if app_only {
+            // An app-only token's `oid` is the app's service principal, never a user: it is not
+            // kept, so nothing can take it for one.
+            Principal::App(AppOnly { roles })
+        } else {
+            Principal::User(SignedInUser {
+                object_id: c
+                    .oid
+                    .ok_or_else(|| invalid("the token names no user object id (oid)"))?,
+                username: c.preferred_username.or(c.upn),
+                scopes,
+                assertion: Assertion::new(token),
+            })
+        };
         Ok(Caller {
             tenant_id,
-            object_id,
-            username: c.preferred_username.or(c.upn),
             client_app_id: client,
-            scopes,
-            assertion: Assertion::new(token),
+            principal,
         })
     }
 

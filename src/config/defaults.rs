@@ -130,6 +130,10 @@ pub const MAX_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
 pub const CALLER_RATE_PER_MIN: u32 = 600;
 /// Burst per caller.
 pub const CALLER_BURST: u32 = 60;
+/// Sustained requests per minute per app-only caller (a daemon: one bucket per calling app).
+pub const APP_RATE_PER_MIN: u32 = 600;
+/// Burst per app-only caller.
+pub const APP_BURST: u32 = 60;
 /// Graph's per-mailbox concurrency.
 pub const MAILBOX_CONCURRENCY: usize = 4;
 /// Graph's per-mailbox byte window (bytes per 30 s).

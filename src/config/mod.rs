@@ -5,8 +5,10 @@
 //! - `defaults.rs`: every default, named;
 //! - `source.rs`: the environment and the file, and the typed readers;
 //! - `sections.rs`: the sections and how each is read;
-//! - `redis.rs`: the optional Redis tier's section.
+//! - `redis.rs`: the optional Redis tier's section;
+//! - `app_only.rs`: app-only (daemon) callers' policy and rate.
 
+mod app_only;
 pub mod defaults;
 mod redis;
 mod sections;
@@ -19,6 +21,7 @@ pub use sections::{
     ServerConfig, ShutdownConfig, TelemetryConfig, UpstreamConfig,
 };
 
+pub use app_only::{AccessSet, AppOnlyConfig, READ_ONLY_ROLE, RoleGrants};
 pub use redis::RedisConfig;
 
 use source::Vars;
@@ -60,6 +63,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// The shared Redis tier; `None` (the default): every replica on its own.
     pub redis: Option<RedisConfig>,
+    /// App-only (daemon) callers: refused unless the policy names the app.
+    pub app_only: AppOnlyConfig,
 }
 
 impl Config {
@@ -87,6 +92,7 @@ impl Config {
             telemetry: TelemetryConfig::read(&v)?,
             shutdown: ShutdownConfig::read(&v)?,
             redis: RedisConfig::read(&v)?,
+            app_only: AppOnlyConfig::read(&v)?,
         })
     }
 }
@@ -169,7 +175,11 @@ mod tests {
 
     #[test]
     fn every_variable_read_is_documented_in_readme() {
-        let sections = concat!(include_str!("sections.rs"), include_str!("redis.rs"));
+        let sections = concat!(
+            include_str!("sections.rs"),
+            include_str!("redis.rs"),
+            include_str!("app_only.rs")
+        );
         let readme = include_str!("../../README.md");
         let mut keys = Vec::new();
         for pattern in [
@@ -188,6 +198,7 @@ mod tests {
         }
         assert!(keys.len() > 30, "the scan found the variables: {keys:?}");
         assert!(keys.contains(&"REDIS_URL") && keys.contains(&"REDIS_LEASE_SECS"));
+        assert!(keys.contains(&"APP_POLICY") && keys.contains(&"APP_RATE_PER_MIN"));
         let missing: Vec<&&str> = keys
             .iter()
             .filter(|k| !readme.contains(&format!("`{k}`")) && !readme.contains(&format!("`{k}` ")))

@@ -37,11 +37,13 @@ pub enum ApiError {
     /// The token failed validation.
     #[error("{0}")]
     InvalidToken(String),
-    /// An app-only token on a route that needs a signed-in user.
-    #[error(
-        "the On-Behalf-Of flow needs a delegated (user) token; this token is app-only (it has no `scp` claim)"
-    )]
-    UserTokenRequired,
+    /// An app-only token where a signed-in user is needed: a `/me` path, or an app the operator
+    /// has not allowed app-only access. The detail says which.
+    #[error("{0}")]
+    UserTokenRequired(String),
+    /// An allowed app-only caller whose token holds none of the app roles the operation needs.
+    #[error("{0}")]
+    InsufficientRole(String),
     /// A required delegated scope is missing.
     #[error("the token lacks the required delegated scope(s): {scope}")]
     InsufficientScope {
@@ -276,7 +278,8 @@ impl ApiError {
             ApiError::MissingToken => &MISSING_TOKEN,
             ApiError::InvalidRequest(_) => &INVALID_REQUEST,
             ApiError::InvalidToken(_) => &INVALID_TOKEN,
-            ApiError::UserTokenRequired => &USER_TOKEN_REQUIRED,
+            ApiError::UserTokenRequired(_) => &USER_TOKEN_REQUIRED,
+            ApiError::InsufficientRole(_) => &INSUFFICIENT_ROLE,
             ApiError::InsufficientScope { .. } => &INSUFFICIENT_SCOPE,
             ApiError::CallerNotAllowed(_) => &CALLER_NOT_ALLOWED,
             ApiError::InvalidTarget(_) => &INVALID_TARGET,
@@ -384,7 +387,8 @@ impl ApiError {
                     quote_safe(scope)
                 ),
                 None => format!(
-                    "{realm}, error=\"{error}\", error_description=\"a delegated user token is required\""
+                    "{realm}, error=\"{error}\", error_description=\"{}\"",
+                    quote_safe(&self.to_string())
                 ),
             },
             Challenge::InsufficientClaims => {
@@ -489,7 +493,8 @@ mod tests {
             ApiError::MissingToken,
             ApiError::InvalidRequest("x".into()),
             ApiError::InvalidToken("x".into()),
-            ApiError::UserTokenRequired,
+            ApiError::UserTokenRequired("x".into()),
+            ApiError::InsufficientRole("x".into()),
             ApiError::InsufficientScope { scope: "s".into() },
             ApiError::CallerNotAllowed("x".into()),
             ApiError::InvalidTarget("x".into()),
@@ -561,7 +566,8 @@ mod tests {
                 ApiError::MissingToken
                 | ApiError::InvalidRequest(_)
                 | ApiError::InvalidToken(_)
-                | ApiError::UserTokenRequired
+                | ApiError::UserTokenRequired(_)
+                | ApiError::InsufficientRole(_)
                 | ApiError::InsufficientScope { .. }
                 | ApiError::CallerNotAllowed(_)
                 | ApiError::InvalidTarget(_)

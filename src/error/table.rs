@@ -150,13 +150,19 @@ pub(super) static USER_TOKEN_REQUIRED: ErrorRow = challenged(
     "user-token-required",
     StatusCode::FORBIDDEN,
     Challenge::InsufficientScope,
-    "an app-only token (no `scp`) where a signed-in user is needed",
+    "an app-only token (no `scp`) on a `/me` path, or from an app not allowed app-only access",
 );
 pub(super) static INSUFFICIENT_SCOPE: ErrorRow = challenged(
     "insufficient-scope",
     StatusCode::FORBIDDEN,
     Challenge::InsufficientScope,
     "a required delegated scope is missing",
+);
+pub(super) static INSUFFICIENT_ROLE: ErrorRow = challenged(
+    "insufficient-role",
+    StatusCode::FORBIDDEN,
+    Challenge::InsufficientScope,
+    "an allowed app-only caller whose token holds none of the app roles the operation needs",
 );
 pub(super) static CALLER_NOT_ALLOWED: ErrorRow = row(
     "caller-not-allowed",
@@ -337,6 +343,7 @@ pub static ROWS: &[&ErrorRow] = &[
     &INVALID_TOKEN,
     &USER_TOKEN_REQUIRED,
     &INSUFFICIENT_SCOPE,
+    &INSUFFICIENT_ROLE,
     &CALLER_NOT_ALLOWED,
     &INVALID_TARGET,
     &INVALID_BODY,

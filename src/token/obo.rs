@@ -1,4 +1,5 @@
-//! The On-Behalf-Of token request and the translation of Entra's answers.
+//! The On-Behalf-Of token request and the translation of Entra's answers; the same request with
+//! the client-credentials grant gives the gateway's own app-only token (`app.rs` caches it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,7 +122,18 @@ fn cache_until(sent_at: Instant, expires_in: u64, margin: Duration) -> Instant {
     sent_at + lifetime.saturating_sub(margin)
 }
 
-/// Client for the tenant's token endpoint.
+/// Which grant a token request uses.
+#[derive(Clone, Copy)]
+enum Grant<'a> {
+    /// On-Behalf-Of the caller whose token is the assertion.
+    OnBehalfOf(&'a str),
+    /// The gateway as itself (app-only callers).
+    ClientCredentials,
+}
+
+/// Client for the tenant's token endpoint. Cloning shares the credential (and what it read
+/// from files).
+#[derive(Clone)]
 pub struct OboClient {
     http: reqwest::Client,
     endpoint: String,
@@ -157,21 +169,41 @@ impl OboClient {
         claims: Option<&str>,
         traceparent: Option<&str>,
     ) -> Result<GraphToken, OboError> {
+        self.request(Grant::OnBehalfOf(assertion), scope, claims, traceparent)
+            .await
+    }
+
+    /// The gateway's own token for `scope` (a `/.default` scope: the application permissions
+    /// admin-consented to the gateway), with the client-credentials grant; the same credential
+    /// handling as [`OboClient::exchange`].
+    pub async fn client_credentials(
+        &self,
+        scope: &str,
+        claims: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<GraphToken, OboError> {
+        self.request(Grant::ClientCredentials, scope, claims, traceparent)
+            .await
+    }
+
+    async fn request(
+        &self,
+        grant: Grant<'_>,
+        scope: &str,
+        claims: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<GraphToken, OboError> {
         let started = Instant::now();
         let traceparent = crate::telemetry::outbound_traceparent(traceparent);
         let traceparent = traceparent.as_deref();
-        let mut result = self
-            .exchange_once(assertion, scope, claims, traceparent)
-            .await;
+        let mut result = self.exchange_once(grant, scope, claims, traceparent).await;
         if matches!(
             result,
             Err(OboError::CredentialRejected(_) | OboError::CredentialUnusable(_))
         ) && self.credential.is_file_based()
         {
             self.credential.invalidate();
-            result = self
-                .exchange_once(assertion, scope, claims, traceparent)
-                .await;
+            result = self.exchange_once(grant, scope, claims, traceparent).await;
         }
         let outcome = match &result {
             Ok(_) => "success",
@@ -207,7 +239,7 @@ impl OboClient {
 
     async fn exchange_once(
         &self,
-        assertion: &str,
+        grant: Grant<'_>,
         scope: &str,
         claims: Option<&str>,
         traceparent: Option<&str>,
@@ -216,13 +248,15 @@ impl OboClient {
             .credential
             .client_auth(&self.client_id, &self.endpoint)
             .map_err(|e| OboError::CredentialUnusable(e.0))?;
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("requested_token_use", "on_behalf_of"),
-            ("client_id", &self.client_id),
-            ("assertion", assertion),
-            ("scope", scope),
-        ];
+        let mut form: Vec<(&str, &str)> = match grant {
+            Grant::OnBehalfOf(assertion) => vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("assertion", assertion),
+            ],
+            Grant::ClientCredentials => vec![("grant_type", "client_credentials")],
+        };
+        form.extend([("client_id", self.client_id.as_str()), ("scope", scope)]);
         for (k, v) in &auth.0 {
             form.push((k, v.expose_secret()));
         }
