@@ -2,7 +2,7 @@
 //! the seeded app registrations: what Entra writes into tokens as `wids` (delegated) and `roles`
 //! (app-only), and what the Graph emulator checks.
 
-use crate::directory::{DEMO_USER_ID, GATEWAY_CLIENT_ID, GUEST_USER_ID};
+use crate::directory::{DEMO_CLIENT_ID, DEMO_USER_ID, GATEWAY_CLIENT_ID, GUEST_USER_ID};
 
 /// Role template id of Global Administrator.
 pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
@@ -93,6 +93,40 @@ pub fn app_permissions(client_id: &str) -> &'static [&'static str] {
     }
 }
 
+/// App role of the gateway's registration: change (and read) photos as the application itself.
+pub const PHOTOS_READWRITE_ALL: &str = "Photos.ReadWrite.All";
+/// App role of the gateway's registration: read photos as the application itself.
+pub const PHOTOS_READ_ALL: &str = "Photos.Read.All";
+/// The app roles the gateway's registration defines (`appRoles`, allowed member type
+/// Application): what app-only caller tokens for the gateway carry as `roles`.
+pub const GATEWAY_APP_ROLES: [&str; 2] = [PHOTOS_READWRITE_ALL, PHOTOS_READ_ALL];
+
+/// A seeded daemon (an HR sync service): assigned `Photos.ReadWrite.All` on the gateway.
+pub const HR_SYNC_CLIENT_ID: &str = "0c5e8a3b-0000-4d7e-9f10-0000000000d1";
+/// A seeded read-only daemon (a directory viewer): assigned `Photos.Read.All` on the gateway.
+pub const PHOTO_READER_CLIENT_ID: &str = "0c5e8a3b-0000-4d7e-9f10-0000000000d2";
+
+/// The seeded app registrations (client id, name) and the gateway app roles assigned to each
+/// (admin-consented): what their app-only tokens for the gateway carry as `roles`. The demo
+/// client is assigned `Photos.ReadWrite.All` too, so the sandbox can show a daemon call.
+pub const GATEWAY_ROLE_ASSIGNMENTS: [(&str, &str, &[&str]); 3] = [
+    (DEMO_CLIENT_ID, "Photo demo client", &[PHOTOS_READWRITE_ALL]),
+    (HR_SYNC_CLIENT_ID, "HR sync daemon", &[PHOTOS_READWRITE_ALL]),
+    (
+        PHOTO_READER_CLIENT_ID,
+        "Photo reader daemon",
+        &[PHOTOS_READ_ALL],
+    ),
+];
+
+/// The gateway app roles assigned to `client_id` (none for an app not seeded).
+pub fn gateway_roles_of(client_id: &str) -> &'static [&'static str] {
+    GATEWAY_ROLE_ASSIGNMENTS
+        .iter()
+        .find(|(id, _, _)| id.eq_ignore_ascii_case(client_id))
+        .map_or(&[], |(_, _, roles)| roles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +142,16 @@ mod tests {
         assert_eq!(wids_of(GUEST_USER_ID), [GUEST_USER_ROLE]);
         assert!(may_change_others_photos(&wids_of(PHOTO_ADMIN_USER_ID)));
         assert!(may_change_others_photos(&wids_of(GLOBAL_ADMIN_USER_ID)));
+    }
+
+    #[test]
+    fn seeded_daemons_hold_gateway_app_roles() {
+        assert_eq!(gateway_roles_of(HR_SYNC_CLIENT_ID), [PHOTOS_READWRITE_ALL]);
+        assert_eq!(gateway_roles_of(PHOTO_READER_CLIENT_ID), [PHOTOS_READ_ALL]);
+        assert_eq!(gateway_roles_of(DEMO_CLIENT_ID), [PHOTOS_READWRITE_ALL]);
+        assert!(gateway_roles_of("unknown").is_empty());
+        for (_, _, roles) in GATEWAY_ROLE_ASSIGNMENTS {
+            assert!(roles.iter().all(|r| GATEWAY_APP_ROLES.contains(r)));
+        }
     }
 }

@@ -157,7 +157,10 @@ mod tests {
         let writer = roles(&["Photos.ReadWrite.All"]);
         let reader = roles(&["Photos.Read.All"]);
         assert!(p.authorize("DAEMON", &writer, &user, Access::Write).is_ok());
-        assert!(p.authorize("daemon", &writer, &group, Access::Write).is_ok());
+        assert!(
+            p.authorize("daemon", &writer, &group, Access::Write)
+                .is_ok()
+        );
         assert!(p.authorize("daemon", &reader, &user, Access::Read).is_ok());
         let refused = |r: Result<(), ApiError>| match r {
             Err(e) => e.code(),

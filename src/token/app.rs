@@ -87,7 +87,10 @@ impl AppTokens {
             .cache
             .entry(tenant.to_ascii_lowercase())
             .or_try_insert_with(async {
-                let request = || self.client.client_credentials(&self.scope, None, traceparent);
+                let request = || {
+                    self.client
+                        .client_credentials(&self.scope, None, traceparent)
+                };
                 match &self.l2 {
                     Some(l2) => {
                         l2.get_or_exchange(&l2_subject(tenant), &self.scope, request)

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on 127.0.0.1:0 against the Entra and Graph emulators.
 
 mod admin_roles;
+mod app_only;
 mod attacks_requests;
 mod attacks_tokens;
 mod audit;

@@ -66,6 +66,14 @@ impl CallerTokenSpec {
         }
     }
 
+    /// An app-only token (client credentials for the gateway's API) of the seeded app
+    /// `client_id`, carrying the gateway app roles assigned to it (`roles.rs`).
+    pub fn daemon(client_id: &str) -> CallerTokenSpec {
+        CallerTokenSpec::for_user(client_id)
+            .app(client_id)
+            .app_only(crate::roles::gateway_roles_of(client_id))
+    }
+
     /// Sets `scp`.
     pub fn scp(mut self, scp: &str) -> Self {
         self.scp = Some(scp.to_string());

@@ -120,6 +120,7 @@ pub async fn start_gateway(
     // Rate limits are tested on their own (overload.rs); every other test runs without them.
     for k in [
         "CALLER_RATE_PER_MIN",
+        "APP_RATE_PER_MIN",
         "MAILBOX_CONCURRENCY",
         "MAILBOX_BYTES_PER_30S",
     ] {
