@@ -73,6 +73,11 @@ pub struct SandboxTokenArgs {
     /// Token version, 2 or 1.
     #[arg(long, default_value_t = 2)]
     pub version: u8,
+    /// An app-only (daemon) token of `--app` instead of a user's: `roles` (the gateway app roles
+    /// the emulated directory assigns that app; the demo client holds `Photos.ReadWrite.All`),
+    /// no `scp`.
+    #[arg(long)]
+    pub app_only: bool,
     /// The running sandbox's state directory (keys are read from it) [default: $TMPDIR/photo-gateway-sandbox].
     #[arg(long, conflicts_with = "entra_url")]
     pub state_dir: Option<PathBuf>,
@@ -185,6 +190,25 @@ impl EnvSettings {
     }
 }
 
+/// The sandbox's app-only policy unless its environment sets one: the demo client, which the
+/// emulated directory assigns the gateway's `Photos.ReadWrite.All` app role, may do everything
+/// app-only, so the sandbox can show a daemon call (`sandbox token --app-only`).
+pub fn sandbox_app_policy() -> String {
+    format!(
+        "{}/{}=*:*",
+        photo_gateway_emulators::DEMO_CLIENT_ID,
+        photo_gateway_emulators::roles::PHOTOS_READWRITE_ALL
+    )
+}
+
+/// The emulators' variables for the gateway plus the sandbox's own defaults (which settings
+/// from the environment override).
+fn sandbox_env(emus: &Emulators) -> Vec<(String, String)> {
+    let mut env = emus.gateway_env();
+    env.push(("PHOTO_GATEWAY_APP_POLICY".into(), sandbox_app_policy()));
+    env
+}
+
 fn default_state_dir() -> PathBuf {
     std::env::temp_dir().join("photo-gateway-sandbox")
 }
@@ -212,7 +236,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
 
     if args.emulators_only {
         // Everything binds loopback, metrics included (a free port, so several sandboxes can run).
-        let mut env = emus.gateway_env();
+        let mut env = sandbox_env(&emus);
         env.push((
             "PHOTO_GATEWAY_LISTEN_ADDR".to_string(),
             format!("127.0.0.1:{}", args.gateway_port.unwrap_or(8080)),
@@ -242,7 +266,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
             settings.ignored.join(", ")
         );
     }
-    let config = Config::from_vars(settings.gateway_vars(emus.gateway_env(), args.gateway_port))?;
+    let config = Config::from_vars(settings.gateway_vars(sandbox_env(&emus), args.gateway_port))?;
     // The gateway's logs go to stderr (stdout has the banner) when asked for.
     let _telemetry = (settings.get("PHOTO_GATEWAY_LOG_LEVEL").is_some()
         || settings.get("PHOTO_GATEWAY_LOG_FORMAT").is_some())
@@ -406,12 +430,24 @@ fn print_banner(
 
 /// Runs `photo-gateway sandbox token`: prints a caller token the running sandbox accepts.
 pub async fn run_token(args: SandboxTokenArgs) -> Result<(), Box<dyn Error>> {
-    let spec = CallerTokenSpec {
-        scp: Some(args.scope.clone()),
-        app: args.app.clone(),
-        ttl_secs: args.ttl,
-        version: args.version,
-        ..CallerTokenSpec::for_user(&args.user)
+    let spec = if args.app_only {
+        let app = args
+            .app
+            .as_deref()
+            .unwrap_or(photo_gateway_emulators::DEMO_CLIENT_ID);
+        CallerTokenSpec {
+            ttl_secs: args.ttl,
+            version: args.version,
+            ..CallerTokenSpec::daemon(app)
+        }
+    } else {
+        CallerTokenSpec {
+            scp: Some(args.scope.clone()),
+            app: args.app.clone(),
+            ttl_secs: args.ttl,
+            version: args.version,
+            ..CallerTokenSpec::for_user(&args.user)
+        }
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let token = match &args.entra_url {

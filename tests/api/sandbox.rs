@@ -349,3 +349,40 @@ async fn sandbox_applies_settings_from_its_environment_but_keeps_its_wiring() {
     let ok = put(small).await.unwrap();
     assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn the_sandbox_shows_a_daemon_call_with_the_demo_clients_app_role() {
+    let sb = start_sandbox(&[]).await;
+    let gateway = sb.ready["gateway_url"].as_str().unwrap().to_owned();
+    let out = Command::new(BINARY)
+        .args(["sandbox", "token", "--app-only", "--state-dir"])
+        .arg(&sb.dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let claims = claims_of(&token);
+    assert_eq!(claims["idtyp"], "app");
+    assert_eq!(claims["roles"], serde_json::json!(["Photos.ReadWrite.All"]));
+    assert!(claims.get("scp").is_none());
+    let put = |path: String| {
+        reqwest::Client::new()
+            .put(format!("{gateway}{path}"))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(sample_jpeg(16, 16, "daemon"))
+            .send()
+    };
+    let resp = put(user_photo(MEGAN)).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // `/me` still needs a user.
+    let resp = put(ME.to_owned()).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "user-token-required");
+}
