@@ -114,6 +114,14 @@ pub fn token_cache(miss: bool, entries: u64) {
     ::metrics::gauge!("photo_gateway_token_cache_entries").set(entries as f64);
 }
 
+/// A lookup of the gateway's own app-only Graph token (daemon callers): its own counter, so the
+/// On-Behalf-Of cache's hit rate and entry gauge stay about users' tokens.
+pub fn app_token_cache(miss: bool) {
+    let result = if miss { "miss" } else { "hit" };
+    ::metrics::counter!("photo_gateway_app_token_cache_requests_total", "result" => result)
+        .increment(1);
+}
+
 /// A token-endpoint call finished with `outcome`.
 pub fn token_request(outcome: &'static str, elapsed: Duration) {
     ::metrics::counter!("photo_gateway_token_requests_total", "outcome" => outcome).increment(1);

@@ -102,7 +102,7 @@ impl AppTokens {
             })
             .await
             .map_err(|e| (*e).clone())?;
-        metrics::token_cache(entry.is_fresh(), self.cache.entry_count());
+        metrics::app_token_cache(entry.is_fresh());
         Ok(entry.into_value())
     }
 

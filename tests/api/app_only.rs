@@ -228,6 +228,12 @@ async fn fifty_concurrent_daemon_uploads_cost_one_token_request() {
         "50 concurrent daemon calls, one token request"
     );
     assert_eq!(app.obo_exchanges(), 0);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("photo_gateway_app_token_cache_requests_total{result=\"miss\"}")
+            && metrics.contains("photo_gateway_app_token_cache_requests_total{result=\"hit\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
