@@ -106,6 +106,10 @@ pub const HR_SYNC_CLIENT_ID: &str = "0c5e8a3b-0000-4d7e-9f10-0000000000d1";
 /// A seeded read-only daemon (a directory viewer): assigned `Photos.Read.All` on the gateway.
 pub const PHOTO_READER_CLIENT_ID: &str = "0c5e8a3b-0000-4d7e-9f10-0000000000d2";
 
+/// The client secret of every seeded daemon app, for the client-credentials grant for the
+/// gateway (`scope=api://{gateway client id}/.default`).
+pub const DAEMON_CLIENT_SECRET: &str = "sandbox-daemon-client-secret";
+
 /// The seeded app registrations (client id, name) and the gateway app roles assigned to each
 /// (admin-consented): what their app-only tokens for the gateway carry as `roles`. The demo
 /// client is assigned `Photos.ReadWrite.All` too, so the sandbox can show a daemon call.

@@ -386,3 +386,60 @@ async fn granted_application_permissions_can_be_changed_and_reset() {
         serde_json::json!(GATEWAY_APP_PERMISSIONS)
     );
 }
+
+/// A seeded daemon gets an app-only token for the gateway with the client-credentials grant, as
+/// from Entra: the gateway app roles assigned to it as `roles`, no `scp`; a wrong secret or a
+/// scope that is not the gateway's `.default` is refused.
+#[tokio::test]
+async fn seeded_daemons_get_app_only_tokens_for_the_gateway() {
+    use photo_gateway_emulators::roles::{
+        DAEMON_CLIENT_SECRET, HR_SYNC_CLIENT_ID, PHOTO_READER_CLIENT_ID, PHOTOS_READ_ALL,
+        PHOTOS_READWRITE_ALL,
+    };
+    let emus = start().await;
+    let scope = format!("api://{GATEWAY_CLIENT_ID}/.default");
+    for (app, role) in [
+        (HR_SYNC_CLIENT_ID, PHOTOS_READWRITE_ALL),
+        (PHOTO_READER_CLIENT_ID, PHOTOS_READ_ALL),
+    ] {
+        let token = token_request(
+            &emus,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", app),
+                ("client_secret", DAEMON_CLIENT_SECRET),
+                ("scope", &scope),
+            ],
+        )
+        .await;
+        let c = claims_of(&token);
+        assert_eq!(c["aud"], GATEWAY_CLIENT_ID);
+        assert_eq!(c["azp"], app);
+        assert_eq!(c["idtyp"], "app");
+        assert_eq!(c["roles"], serde_json::json!([role]));
+        assert!(c.get("scp").is_none(), "{c}");
+    }
+    let url = emus.entra.token_endpoint();
+    for (secret, scope, code) in [
+        ("wrong", scope.as_str(), "invalid_client"),
+        (
+            DAEMON_CLIENT_SECRET,
+            "https://graph.microsoft.com/.default",
+            "invalid_scope",
+        ),
+    ] {
+        let resp = client(&emus)
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", HR_SYNC_CLIENT_ID),
+                ("client_secret", secret),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], code, "{body}");
+    }
+}

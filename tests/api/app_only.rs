@@ -347,3 +347,37 @@ async fn with_redis_a_second_gateway_takes_the_application_token_from_l2() {
     assert_eq!(seen.len(), 2);
     assert!(seen.iter().all(|r| r.scp.is_none() && r.roles.is_some()));
 }
+
+#[tokio::test]
+async fn a_daemon_token_from_the_token_endpoint_is_accepted() {
+    use photo_gateway_emulators::roles::DAEMON_CLIENT_SECRET;
+    let app = spawn_with_policy(&[]).await;
+    // What a daemon does: client credentials for the gateway's `.default`, from Entra.
+    let resp = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(app.emus.ca_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+        .post(app.emus.entra.token_endpoint())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", HR_SYNC_CLIENT_ID),
+            ("client_secret", DAEMON_CLIENT_SECRET),
+            ("scope", &format!("api://{GATEWAY_CLIENT_ID}/.default")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let resp = app
+        .put_raw(&group_photo(GROUP_ID), token, jpeg(800, 9))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let c = app.emus.entra.counters();
+    assert_eq!(
+        c.by_user.get(&format!("app:{GATEWAY_CLIENT_ID}")),
+        Some(&1),
+        "the gateway's own token request: {c:?}"
+    );
+}

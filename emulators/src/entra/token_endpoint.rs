@@ -157,7 +157,14 @@ impl EntraState {
             .cloned()
             .or_else(|| basic.as_ref().map(|b| b.0.clone()))
             .ok_or_else(|| EntraError::missing("client_id"))?;
-        if !client_id.eq_ignore_ascii_case(&self.minter.client_id) {
+        let is_gateway = client_id.eq_ignore_ascii_case(&self.minter.client_id);
+        if grant == "client_credentials"
+            && !is_gateway
+            && !crate::roles::gateway_roles_of(&client_id).is_empty()
+        {
+            return self.daemon_token(form, basic.as_ref().map(|b| b.1.as_str()), &client_id);
+        }
+        if !is_gateway {
             return Err(EntraError::new(
                 "unauthorized_client",
                 700016,
@@ -232,6 +239,56 @@ impl EntraState {
         );
         self.add_user_extras(&mut body, form, scope, &who, &client_id, lifetime);
         Ok(body)
+    }
+
+    /// A seeded daemon's client-credentials token for the gateway's API: an app-only caller
+    /// token (`roles` = the gateway app roles assigned to it, `idtyp` `app`, no `scp`), as Entra
+    /// issues for `api://{gateway}/.default`.
+    fn daemon_token(
+        &self,
+        form: &HashMap<String, String>,
+        basic_secret: Option<&str>,
+        client_id: &str,
+    ) -> Result<Value, EntraError> {
+        let secret = form
+            .get("client_secret")
+            .map(String::as_str)
+            .or(basic_secret);
+        if secret != Some(crate::roles::DAEMON_CLIENT_SECRET) {
+            return Err(EntraError::new(
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            ));
+        }
+        let scope = form
+            .get("scope")
+            .ok_or_else(|| EntraError::missing("scope"))?;
+        let gateway = &self.minter.client_id;
+        let for_gateway = scope
+            .strip_suffix("/.default")
+            .filter(|_| scope.split_whitespace().count() == 1)
+            .is_some_and(|r| {
+                r.eq_ignore_ascii_case(gateway)
+                    || r.eq_ignore_ascii_case(&format!("api://{gateway}"))
+            });
+        if !for_gateway {
+            return Err(EntraError::new(
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            ));
+        }
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed) as i64;
+        let spec = super::CallerTokenSpec {
+            ttl_secs: lifetime,
+            ..super::CallerTokenSpec::daemon(client_id)
+        };
+        Ok(success(scope, lifetime, self.caller_token(&spec)))
     }
 
     /// What Entra adds to a token answer for a user, which MSAL clients rely on: `client_info`
