@@ -108,14 +108,14 @@ async fn every_authenticated_refusal_is_audited_with_its_code_and_401s_are_not()
         );
     }
     // An unauthenticated request is a request-log line, not an audit line: every audit line
-    // names an authenticated user.
+    // names an authenticated caller — a user, or an app-only caller's app (app_only.rs).
     let resp = app.put_raw(me, "not-a-token", jpeg(200, 5)).await;
     assert_eq!(resp.status(), 401);
+    let named = |v: &serde_json::Value| v.as_str().is_some_and(|u| !u.is_empty());
     for line in audit_lines() {
+        let f = &line["fields"];
         assert!(
-            line["fields"]["user_oid"]
-                .as_str()
-                .is_some_and(|u| !u.is_empty()),
+            named(&f["user_oid"]) || (f["app_only"] == true && named(&f["client_app"])),
             "{line}"
         );
     }
