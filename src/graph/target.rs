@@ -380,7 +380,7 @@ impl PhotoTarget {
             Some(f) => format!("/contactFolders/{}/contacts/{}", enc(f), enc(contact)),
             None => format!("/contacts/{}", enc(contact)),
         };
-        let base = match self {
+        match self {
             PhotoTarget::Me => "/me".to_owned(),
             PhotoTarget::User { user } => format!("/users/{}", enc(user)),
             PhotoTarget::Group { group } => format!("/groups/{}", enc(group)),
@@ -395,8 +395,7 @@ impl PhotoTarget {
             } => {
                 format!("/users/{}{}", enc(user), contact_part(folder, contact))
             }
-        };
-        base
+        }
     }
 
     /// The route template, for logs and metrics (bounded cardinality: never ids).
