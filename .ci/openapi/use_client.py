@@ -1,7 +1,8 @@
 """Uses the Python client that openapi-python-client generated from openapi/openapi.json against
 the running sandbox: PUT and PATCH of the demo user's photo, each by its own operation
-(replaceMyPhoto, updateMyPhoto), raw bytes and multipart. Asserts the receipts and that the Graph
-emulator received exactly what the receipts say. GET and DELETE come with those operations."""
+(replaceMyPhoto, updateMyPhoto), raw bytes and multipart; then GET (getMyPhoto: the bytes Graph
+holds, with an ETag; If-None-Match → 304) and DELETE (deleteMyPhoto: 204, then the GET is 404
+photo-not-found). Asserts the receipts and that the Graph emulator received exactly what they say."""
 
 import hashlib
 import io
@@ -12,7 +13,12 @@ import httpx
 
 from photo_gateway_client import AuthenticatedClient, Client
 from photo_gateway_client.api.health import healthz
-from photo_gateway_client.api.photos import replace_my_photo, update_my_photo
+from photo_gateway_client.api.photos import (
+    delete_my_photo,
+    get_my_photo,
+    replace_my_photo,
+    update_my_photo,
+)
 from photo_gateway_client.models import PhotoForm, Problem, UploadReceipt
 from photo_gateway_client.types import File
 
@@ -64,6 +70,26 @@ patch = update_my_photo.sync(
 )
 check(patch, "PATCH", "client-patch-1")
 
+# GET: the bytes Graph holds now (the PATCH's), with an ETag; the same ETag back is 304.
+got = get_my_photo.sync_detailed(client=api)
+assert got.status_code == 200, got
+assert hashlib.sha256(got.content).hexdigest() == patch.sha256, "GET answers what was set"
+etag = got.headers.get("etag")
+assert etag, got.headers
+again = get_my_photo.sync_detailed(client=api, if_none_match=etag)
+assert again.status_code == 304, again
+print(f"  GET: 200, {len(got.content)} bytes, ETag {etag}; If-None-Match: 304")
+
+# DELETE: 204, Graph no longer has it, and a read is 404 photo-not-found.
+deleted = delete_my_photo.sync_detailed(client=api, x_request_id="client-delete-1")
+assert deleted.status_code == 204, deleted
+seen = last_graph_write()
+assert seen["method"] == "DELETE" and seen["status"] == 204, seen
+gone = get_my_photo.sync_detailed(client=Client(base_url=gateway, headers={"Authorization": f"Bearer {token}"}))
+assert gone.status_code == 404, gone
+assert json.loads(gone.content)["code"] == "photo-not-found", gone.content
+print("  DELETE: 204; GET after it: 404 photo-not-found")
+
 # Without a token: the documented problem, parsed by the client.
 anonymous = Client(base_url=gateway, raise_on_unexpected_status=True)
 denied = replace_my_photo.sync_detailed(
@@ -73,4 +99,4 @@ denied = replace_my_photo.sync_detailed(
 assert denied.status_code == 401, denied
 assert isinstance(denied.parsed, Problem) and denied.parsed.code, denied.parsed
 print(f"  no token: 401 {denied.parsed.code}")
-print("openapi client: PUT, PATCH and the 401 problem as documented")
+print("openapi client: PUT, PATCH, GET, DELETE and the 401 problem as documented")

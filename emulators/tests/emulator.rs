@@ -795,7 +795,7 @@ async fn obo_answers_like_entra_and_its_graph_token_works_on_graph() {
         .to_owned();
     assert_eq!(
         scp,
-        "User.ReadWrite User.ReadWrite.All Group.ReadWrite.All Contacts.ReadWrite ProfilePhoto.ReadWrite.All TeamSettings.ReadWrite.All Team.ReadBasic.All"
+        "User.ReadWrite User.ReadWrite.All Group.ReadWrite.All Contacts.ReadWrite ProfilePhoto.ReadWrite.All TeamSettings.ReadWrite.All Team.ReadBasic.All User.Read ProfilePhoto.Read.All Contacts.Read"
     );
 
     // Short-lived tokens on demand.

@@ -206,3 +206,76 @@ async fn app_only_team_photos_and_graphs_refusals() {
     let resp = c.get(&url).bearer_auth(&reader).send().await.unwrap();
     assert_eq!(error_code(resp, 404).await, "ImageNotFound");
 }
+
+#[tokio::test]
+async fn photo_gets_carry_an_etag_and_if_none_match_is_304() {
+    let emus = start().await;
+    let photo = photo_gateway_emulators::sample_jpeg(300, 300, "etag");
+    let user = photo_gateway_emulators::directory::DEMO_USER_ID;
+    assert!(
+        emus.graph
+            .set_photo(&format!("/users/{user}"), &photo, "image/jpeg")
+    );
+    let token = emus.graph_token(
+        photo_gateway_emulators::directory::DEMO_USER_UPN,
+        &["User.Read", "Team.ReadBasic.All"],
+    );
+    let c = client(&emus);
+    let g = emus.graph_url();
+    for path in [
+        "/v1.0/me/photo/$value".to_owned(),
+        "/v1.0/me/photos/96x96/$value".to_owned(),
+        format!(
+            "/v1.0/teams/{}/photo/$value",
+            photo_gateway_emulators::teams::TEAM_ID
+        ),
+    ] {
+        if path.contains("teams") {
+            let group = photo_gateway_emulators::directory::GROUP_ID;
+            assert!(
+                emus.graph
+                    .set_photo(&format!("/groups/{group}"), &photo, "image/jpeg")
+            );
+        }
+        let resp = c
+            .get(format!("{g}{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+        let resp = c
+            .get(format!("{g}{path}"))
+            .bearer_auth(&token)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 304, "{path}");
+        assert_eq!(resp.headers()["etag"].to_str().unwrap(), etag);
+        assert!(resp.bytes().await.unwrap().is_empty());
+        let resp = c
+            .get(format!("{g}{path}"))
+            .bearer_auth(&token)
+            .header("if-none-match", "\"other\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let list: serde_json::Value = c
+        .get(format!("{g}/v1.0/me/photos"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["value"].as_array().unwrap().len(),
+        5,
+        "48…240 fit a 300 px photo: {list}"
+    );
+}

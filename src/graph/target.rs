@@ -380,7 +380,7 @@ impl PhotoTarget {
             Some(f) => format!("/contactFolders/{}/contacts/{}", enc(f), enc(contact)),
             None => format!("/contacts/{}", enc(contact)),
         };
-        let base = match self {
+        match self {
             PhotoTarget::Me => "/me".to_owned(),
             PhotoTarget::User { user } => format!("/users/{}", enc(user)),
             PhotoTarget::Group { group } => format!("/groups/{}", enc(group)),
@@ -395,8 +395,7 @@ impl PhotoTarget {
             } => {
                 format!("/users/{}{}", enc(user), contact_part(folder, contact))
             }
-        };
-        base
+        }
     }
 
     /// The route template, for logs and metrics (bounded cardinality: never ids).
@@ -702,6 +701,79 @@ mod tests {
         ] {
             assert!(!is_object_id(not_id), "{not_id}");
         }
+    }
+
+    #[test]
+    fn views_teams_and_sizes_parse_and_a_size_exchange_lacks_is_refused() {
+        let v = |p: &str| PhotoTarget::parse_view(p);
+        let team = PhotoTarget::Team { team: "t1".into() };
+        assert_eq!(
+            v("/v1.0/TEAMS/t1/photo/%24value"),
+            Ok((team.clone(), PhotoView::Value))
+        );
+        assert_eq!(
+            v("/v1.0/teams/t1/photo"),
+            Ok((team.clone(), PhotoView::Metadata))
+        );
+        assert_eq!(team.graph_path(), "/teams/t1/photo/$value");
+        assert_eq!(
+            v("/v1.0/me/photos"),
+            Ok((PhotoTarget::Me, PhotoView::Sizes))
+        );
+        for size in ["96x96", "96", "648X648"] {
+            let (t, view) = v(&format!("/v1.0/users/u/photos/{size}/$value")).unwrap();
+            assert_eq!(
+                view,
+                PhotoView::Sized(if size == "648X648" { 648 } else { 96 })
+            );
+            assert!(
+                t.view_path(view).ends_with("x96/$value")
+                    || t.view_path(view).ends_with("648x648/$value")
+            );
+        }
+        for bad in ["100x100", "96x48", "x", "0"] {
+            assert!(
+                matches!(
+                    v(&format!("/v1.0/groups/g/photos/{bad}/$value")),
+                    Err(TargetError::InvalidSize(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            v("/v1.0/me/contacts/c/photos"),
+            Err(TargetError::NoSuchRoute)
+        );
+        assert_eq!(
+            PhotoTarget::parse("/v1.0/me/photo"),
+            Err(TargetError::NoSuchRoute),
+            "an upload needs $value"
+        );
+        assert_eq!(PhotoView::Value.allow(TargetKind::Team), "GET, PUT, PATCH");
+        assert_eq!(
+            PhotoView::Value.allow(TargetKind::User),
+            "GET, PUT, PATCH, DELETE"
+        );
+        assert_eq!(PhotoView::Sizes.allow(TargetKind::Me), "GET");
+    }
+
+    #[test]
+    fn ones_own_object_id_takes_the_self_scope() {
+        let me = Identity {
+            object_id: "5b0f9a8e-0000-4c11-8a01-000000000101",
+            username: Some("adele@contoso.com"),
+        };
+        let user = |u: &str| PhotoTarget::User { user: u.into() };
+        assert_eq!(
+            user("5B0F9A8E-0000-4C11-8A01-000000000101").scope_kind(me),
+            TargetKind::Me
+        );
+        assert_eq!(user("adele@contoso.com").scope_kind(me), TargetKind::User);
+        assert_eq!(user("megan@contoso.com").scope_kind(me), TargetKind::User);
+        assert_eq!(
+            PhotoTarget::Team { team: "t".into() }.scope_kind(me),
+            TargetKind::Team
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ async fn committed_openapi_json_is_up_to_date_and_served() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc["paths"].as_object().unwrap().len(),
-        9,
-        "7 photo paths + 2 probes"
+        22,
+        "8 …/photo/$value paths (7 update paths + teams), 6 …/photo, 3 …/photos, 3 …/photos/{{size}}/$value, 2 probes"
     );
     let ui = app
         .client

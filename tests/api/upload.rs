@@ -299,7 +299,7 @@ async fn unknown_routes_and_methods_are_problems_too() {
     let resp = app
         .send_raw(
             "PUT",
-            "/v1.0/teams/t1/photo/$value",
+            "/v1.0/planner/t1/photo/$value",
             Some(&token),
             jpeg(200, 1),
             "image/jpeg",
@@ -309,13 +309,13 @@ async fn unknown_routes_and_methods_are_problems_too() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not-found")));
     let resp = app
         .client
-        .get(format!("{}{ME}", app.address))
+        .post(format!("{}{ME}", app.address))
         .send()
         .await
         .unwrap();
     let (status, headers, _) = TestApp::problem(resp).await;
     assert_eq!(status, 405);
-    assert_eq!(headers["allow"], "PUT, PATCH");
+    assert_eq!(headers["allow"], "GET, PUT, PATCH, DELETE");
     let resp = app
         .client
         .get(format!("{}/nothing-here", app.address))
