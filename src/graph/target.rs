@@ -506,22 +506,6 @@ impl PhotoTarget {
         }
     }
 
-    /// The mailbox (or group) a target names in its path, with no signed-in user to compare it
-    /// with (an app-only caller's); `None` for `/me` paths, which name only the signed-in user.
-    pub fn named_mailbox(&self) -> Option<MailboxName<'_>> {
-        match self {
-            PhotoTarget::Me | PhotoTarget::MyContact { .. } => None,
-            PhotoTarget::User { user } | PhotoTarget::UserContact { user, .. } => {
-                Some(if is_object_id(user) {
-                    MailboxName::Id(user)
-                } else {
-                    MailboxName::Upn(user)
-                })
-            }
-            PhotoTarget::Group { group } => Some(MailboxName::Id(group)),
-        }
-    }
-
     /// The mailbox (or group) the photo lives in, for Graph's per-mailbox limits: the caller's
     /// own UPN counts as the caller's object id; another user's UPN names a mailbox whose key is
     /// its object id, which only Graph knows (`graph/users.rs`).
