@@ -381,3 +381,72 @@ async fn a_daemon_token_from_the_token_endpoint_is_accepted() {
         "the gateway's own token request: {c:?}"
     );
 }
+
+/// Reads and deletes by daemons follow their roles as writes do: the reader (`Photos.Read.All`)
+/// reads a user's photo through the gateway's application token but may not delete it; HR sync,
+/// granted `users:delete`, deletes it; `/me` needs a user for a read too.
+#[tokio::test]
+async fn daemons_read_and_delete_by_their_roles() {
+    let app = spawn_app_with(|v| {
+        v.push((
+            "PHOTO_GATEWAY_APP_POLICY".into(),
+            format!(
+                "{HR_SYNC_CLIENT_ID}/Photos.ReadWrite.All=users:write,users:delete;\
+                 {PHOTO_READER_CLIENT_ID}/Photos.Read.All=users:read"
+            ),
+        ));
+    })
+    .await;
+    let store = format!("/users/{MEGAN}");
+    let photo = jpeg(2500, 7);
+    assert!(app.emus.graph.set_photo(&store, &photo, "image/jpeg"));
+    let path = user_photo(MEGAN);
+    let reader = daemon(&app, PHOTO_READER_CLIENT_ID);
+    let hr = daemon(&app, HR_SYNC_CLIENT_ID);
+
+    let resp = app
+        .send_raw("GET", &path, Some(&reader), vec![], "image/jpeg")
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), photo.as_slice());
+    // Graph was asked once, with the gateway's own application token: one client-credentials
+    // request, no On-Behalf-Of exchange.
+    let g = app.emus.graph.counters();
+    assert_eq!(g.by_path.get("/users/{id}/photo/$value"), Some(&1), "{g:?}");
+    let c = app.emus.entra.counters();
+    assert_eq!(c.by_grant_type.get("client_credentials"), Some(&1));
+    assert_eq!(c.by_grant_type.get("on_behalf_of"), None);
+
+    // HR sync holds no read grant; the reader no delete; neither reaches Graph.
+    let before = app.emus.graph.counters().total;
+    assert_refused(
+        app.send_raw("GET", &path, Some(&hr), vec![], "image/jpeg")
+            .await,
+        "insufficient-role",
+    )
+    .await;
+    assert_refused(
+        app.send_raw("DELETE", &path, Some(&reader), vec![], "image/jpeg")
+            .await,
+        "insufficient-role",
+    )
+    .await;
+    assert_refused(
+        app.send_raw("GET", ME, Some(&reader), vec![], "image/jpeg")
+            .await,
+        "user-token-required",
+    )
+    .await;
+    assert_eq!(
+        app.emus.graph.counters().total,
+        before,
+        "refused before Graph"
+    );
+    assert!(app.emus.graph.photo(&store).is_some());
+
+    let resp = app
+        .send_raw("DELETE", &path, Some(&hr), vec![], "image/jpeg")
+        .await;
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    assert!(app.emus.graph.photo(&store).is_none(), "Graph deleted it");
+}
