@@ -140,6 +140,12 @@ pub struct PhotoBytes(pub Vec<u8>);
 }))]
 #[allow(dead_code)]
 pub struct ProfilePhoto {
+    /// The photo's media type.
+    #[schema(rename = "@odata.mediaContentType")]
+    pub media_content_type: Option<String>,
+    /// The photo's ETag (also the `ETag` of its bytes).
+    #[schema(rename = "@odata.mediaEtag")]
+    pub media_etag: Option<String>,
     /// `{width}X{height}`, e.g. `648X648`.
     pub id: String,
     /// Pixels.
