@@ -17,7 +17,7 @@ use crate::service::UploadReceipt;
 #[openapi(
     info(
         title = "photo-gateway",
-        description = "Reads, sets and deletes Microsoft 365 profile photos (users, groups, contacts, teams) on behalf of the signed-in user. \
+        description = "Reads, sets and deletes Microsoft 365 profile photos (users, groups, contacts, teams) on behalf of the signed-in user, or for an allowed daemon with the gateway's own application permissions. \
 Paths mirror Microsoft Graph's photo paths (`…/photo/$value`, `…/photo`, `…/photos`, `…/photos/{size}/$value`): switch from Graph by changing the base URL and the token audience. \
 Every failure is `application/problem+json` (RFC 9457) with a stable `code` and the `requestId`.",
         license(name = "MIT", identifier = "MIT")
@@ -83,7 +83,7 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".into());
         http.description = Some(
-            "An Entra ID access token issued for this gateway's app registration (audience = its client id or App ID URI), for a signed-in user, with the gateway's delegated scope.".into(),
+            "An Entra ID access token issued for this gateway's app registration (audience = its client id or App ID URI), either for a signed-in user, with the gateway's delegated scope, or app-only (client credentials: `roles`, no `scp`) for a daemon that `APP_POLICY` allows.".into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
     }

@@ -177,7 +177,7 @@ macro_rules! photo_operation {
             operation_id = $op_id,
             tag = "photos",
             summary = $summary,
-            description = "Sets the photo exactly as Graph's `PUT|PATCH …/photo/$value` does, on behalf of the signed-in user. \
+            description = "Sets the photo exactly as Graph's `PUT|PATCH …/photo/$value` does, on behalf of the signed-in user (or, for a daemon allowed by `APP_POLICY` with a role that grants `kind:write`, with the gateway's application token). \
 PUT and PATCH behave the same; the method is forwarded as received. Segment names are case-insensitive and `%24value` equals `$value`. \
 Send `multipart/form-data` with one file part named `photo`, or the raw image bytes as `image/*` or `application/octet-stream`. \
 The photo may be a JPEG, PNG, WebP or GIF (first frame), recognised by its bytes (the declared type is never trusted), smaller than 4,194,304 bytes (configurable); \

@@ -154,10 +154,10 @@ pub struct ProfilePhoto {
     pub width: u32,
 }
 
-const READ_DESCRIPTION: &str = "Reads the photo as Graph's `GET …/photo/$value` does, on behalf of the signed-in user, with Graph's `Content-Type` and an `ETag` (Graph's, else the SHA-256 of the bytes). \
+const READ_DESCRIPTION: &str = "Reads the photo as Graph's `GET …/photo/$value` does, on behalf of the signed-in user (or for a daemon allowed by `APP_POLICY`), with Graph's `Content-Type` and an `ETag` (Graph's, else the SHA-256 of the bytes). \
 The answer is buffered (photos are under 4 MiB) and kept in the gateway's read cache (`READ_CACHE_MAX_BYTES`, `READ_CACHE_MAX_AGE_SECS`): a cached photo is served without asking Graph until it is `max-age` old, then revalidated with its ETag. \
 Send `If-None-Match` with the ETag you hold to get 304. A target without a photo: 404 `photo-not-found`; an unknown user or group: Graph's 404 as `graph-rejected`. \
-Reading another user's, a group's, a team's or another user's contact's photo needs the calling app to be granted it (`CALLER_POLICY`, `kind:read`).";
+Reading another user's, a group's, a team's or another user's contact's photo needs the calling app to be granted it (`CALLER_POLICY`, `kind:read`); a daemon, a role that `APP_POLICY` makes grant `kind:read`.";
 
 /// Declares the OpenAPI GET of a photo's bytes on one path.
 macro_rules! read_operation {
@@ -231,7 +231,7 @@ macro_rules! delete_operation {
             tag = "photos",
             summary = $summary,
             description = "Deletes the photo as Graph's `DELETE …/photo/$value` does, on behalf of the signed-in user (another user's photo also needs the user to hold an admin role: Graph's 403 is passed on as `graph-rejected`). \
-Deleting another user's or a group's photo needs the calling app to be granted it (`CALLER_POLICY`, `kind:delete`). The gateway's read cache forgets the photo. Graph deletes no contact's or team's photo: 405.",
+Deleting another user's or a group's photo needs the calling app to be granted it (`CALLER_POLICY`, `kind:delete`); a daemon, a role that `APP_POLICY` makes grant `kind:delete`. The gateway's read cache forgets the photo. Graph deletes no contact's or team's photo: 405.",
             params(
                 $( ($pname = String, Path, description = $pdesc), )*
                 ("X-Request-Id" = Option<String>, Header, description = "Request id to use (1–128 of `[A-Za-z0-9._:-]`); echoed and sent to Graph as `client-request-id`")
