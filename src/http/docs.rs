@@ -66,7 +66,7 @@ Every failure is `application/problem+json` (RFC 9457) with a stable `code` and 
         health::healthz,
         health::readyz,
     ),
-    components(schemas(UploadReceipt, Problem, GraphErrorInfo, photo::PhotoForm, photo::JpegBytes, photo::ImageModeParam, photo::CropParam, read::PhotoBytes, read::ProfilePhoto, health::Health)),
+    components(schemas(UploadReceipt, Problem, GraphErrorInfo, photo::PhotoForm, photo::JpegBytes, photo::ImageModeParam, photo::CropParam, read::PhotoBytes, read::ProfilePhoto, read::ProfilePhotos, health::Health)),
     modifiers(&BearerScheme, &OpenProbes),
     tags(
         (name = "photos", description = "Profile photos: reads (cached), updates and deletes, forwarded to Microsoft Graph"),

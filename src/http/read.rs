@@ -154,6 +154,14 @@ pub struct ProfilePhoto {
     pub width: u32,
 }
 
+/// Graph's list of the sizes Exchange keeps of a photo (`GET …/photos`), passed through.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProfilePhotos {
+    /// One entry per size.
+    pub value: Vec<ProfilePhoto>,
+}
+
 const READ_DESCRIPTION: &str = "Reads the photo as Graph's `GET …/photo/$value` does, on behalf of the signed-in user (or for a daemon allowed by `APP_POLICY`), with Graph's `Content-Type` and an `ETag` (Graph's, else the SHA-256 of the bytes). \
 The answer is buffered (photos are under 4 MiB) and kept in the gateway's read cache (`READ_CACHE_MAX_BYTES`, `READ_CACHE_MAX_AGE_SECS`): a cached photo is served without asking Graph until it is `max-age` old, then revalidated with its ETag. \
 Send `If-None-Match` with the ETag you hold to get 304. A target without a photo: 404 `photo-not-found`; an unknown user or group: Graph's 404 as `graph-rejected`. \
@@ -197,7 +205,7 @@ macro_rules! read_operation {
 
 /// Declares the OpenAPI GET of a JSON view (metadata, sizes) on one path.
 macro_rules! metadata_operation {
-    ($fn_name:ident = $op_id:literal, $path:literal, $summary:literal, $desc:literal, [$( ($pname:literal, $pdesc:literal) ),*]) => {
+    ($fn_name:ident = $op_id:literal, $body:ty, $path:literal, $summary:literal, $desc:literal, [$( ($pname:literal, $pdesc:literal) ),*]) => {
         #[utoipa::path(
             get,
             path = $path,
@@ -210,7 +218,7 @@ macro_rules! metadata_operation {
                 ("X-Request-Id" = Option<String>, Header, description = "Request id to use (1–128 of `[A-Za-z0-9._:-]`); echoed and sent to Graph as `client-request-id`")
             ),
             responses(
-                (status = 200, description = "Graph's answer, passed through", body = ProfilePhoto,
+                (status = 200, description = "Graph's answer, passed through", body = $body,
                     headers(("X-Request-Id" = String, description = "The request id"))),
                 UploadErrors
             ),
@@ -339,6 +347,7 @@ read_operation!(
 
 metadata_operation!(
     get_my_photo_metadata = "getMyPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/me/photo",
     "Get the signed-in user's photo metadata",
     "Graph's `GET /me/photo`, passed through (never cached).",
@@ -346,6 +355,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_user_photo_metadata = "getUserPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/users/{user}/photo",
     "Get a user's photo metadata",
     "Graph's `GET /users/{id}/photo`, passed through (never cached).",
@@ -353,6 +363,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_group_photo_metadata = "getGroupPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/groups/{group}/photo",
     "Get a group's photo metadata",
     "Graph's `GET /groups/{id}/photo`, passed through (never cached).",
@@ -360,6 +371,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_team_photo_metadata = "getTeamPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/teams/{team}/photo",
     "Get a team's photo metadata",
     "Graph's `GET /teams/{id}/photo`, passed through (never cached).",
@@ -367,6 +379,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_my_contact_photo_metadata = "getMyContactPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/me/contacts/{contact}/photo",
     "Get the photo metadata of one of the signed-in user's contacts",
     "Graph's `GET /me/contacts/{id}/photo`, passed through (never cached).",
@@ -374,6 +387,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_user_contact_photo_metadata = "getUserContactPhotoMetadata",
+    ProfilePhoto,
     "/v1.0/users/{user}/contacts/{contact}/photo",
     "Get the photo metadata of a user's contact",
     "Graph's `GET /users/{id}/contacts/{id}/photo`, passed through (never cached).",
@@ -384,6 +398,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_my_photo_sizes = "getMyPhotoSizes",
+    ProfilePhotos,
     "/v1.0/me/photos",
     "List the sizes of the signed-in user's photo",
     "Graph's `GET /me/photos` (the sizes Exchange keeps), passed through (never cached).",
@@ -391,6 +406,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_user_photo_sizes = "getUserPhotoSizes",
+    ProfilePhotos,
     "/v1.0/users/{user}/photos",
     "List the sizes of a user's photo",
     "Graph's `GET /users/{id}/photos`, passed through (never cached).",
@@ -398,6 +414,7 @@ metadata_operation!(
 );
 metadata_operation!(
     get_group_photo_sizes = "getGroupPhotoSizes",
+    ProfilePhotos,
     "/v1.0/groups/{group}/photos",
     "List the sizes of a group's photo",
     "Graph's `GET /groups/{id}/photos`, passed through (never cached).",
