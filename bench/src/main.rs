@@ -482,7 +482,19 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     ));
 
     if args.replicas_only {
-        return replicas_only(args, p, &gateway_bin, &tmp, &client, &sandbox, &env, &caller_tokens, &small_photo(), started).await;
+        return replicas_only(
+            args,
+            p,
+            &gateway_bin,
+            &tmp,
+            &client,
+            &sandbox,
+            &env,
+            &caller_tokens,
+            &small_photo(),
+            started,
+        )
+        .await;
     }
 
     if args.image_throughput_only {

@@ -402,9 +402,7 @@ pub fn table(v: &Value) -> String {
     ) {
         let mut parts: Vec<String> = stats
             .iter()
-            .filter_map(|(cmd, v)| {
-                Some(format!("{cmd} {:.2}", v["calls"].as_f64()? / n))
-            })
+            .filter_map(|(cmd, v)| Some(format!("{cmd} {:.2}", v["calls"].as_f64()? / n)))
             .collect();
         parts.sort();
         out.push_str(&format!(

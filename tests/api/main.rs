@@ -19,6 +19,7 @@ mod overload;
 mod paths;
 mod proptests;
 mod redis;
+mod redis_invalidate;
 mod sandbox;
 mod secrets;
 mod shutdown;
