@@ -145,16 +145,19 @@ fn commandstats(port: u16) -> Option<Value> {
     Some(Value::Object(m))
 }
 
-/// One run of three replicas, with `redis` (its guard, port and the gateway's variables) or
-/// without.
-async fn three(
-    s: &Setup<'_>,
-    redis: Option<(&ChildGuard, u16, &[(String, String)])>,
-    label: &str,
-) -> Result<Value, String> {
+/// The phase's redis-server: its process, port, and the gateway's variables that point at it.
+#[derive(Clone, Copy)]
+struct RedisRun<'a> {
+    server: &'a ChildGuard,
+    port: u16,
+    vars: &'a [(String, String)],
+}
+
+/// One run of three replicas, with `redis` or without.
+async fn three(s: &Setup<'_>, redis: Option<RedisRun<'_>>, label: &str) -> Result<Value, String> {
     let mut env = s.env.clone();
-    if let Some((_, _, vars)) = redis {
-        env.extend(vars.iter().cloned());
+    if let Some(r) = redis {
+        env.extend(r.vars.iter().cloned());
     }
     let mut gateways = Vec::new();
     for i in 0..3 {
@@ -191,8 +194,8 @@ async fn three(
 
     // Measured pass, tokens cached.
     let pids: Vec<String> = gateways.iter().map(|(g, _)| g.pid().to_string()).collect();
-    let redis_pid = redis.map(|(r, _, _)| r.pid().to_string());
-    let redis_port = redis.map(|(_, p, _)| p);
+    let redis_pid = redis.map(|r| r.server.pid().to_string());
+    let redis_port = redis.map(|r| r.port);
     if let Some(p) = redis_port {
         redis_cli(p, &["CONFIG", "RESETSTAT"]);
     }
@@ -328,7 +331,16 @@ pub async fn run(s: &Setup<'_>, problems: &mut Vec<String>) -> Result<Value, Str
         return Err(format!("adding the latency fault: {}", fault.status()));
     }
     let without = three(s, None, "without").await?;
-    let with = three(s, Some((&redis, port, &vars)), "with").await?;
+    let with = three(
+        s,
+        Some(RedisRun {
+            server: &redis,
+            port,
+            vars: &vars,
+        }),
+        "with",
+    )
+    .await?;
     let _ = s
         .client
         .delete(format!("{}/_emulator/faults", s.graph_url))
