@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use photo_gateway::config::RedisConfig;
 use photo_gateway::shared::Redis;
-use photo_gateway::shared::invalidate::Invalidation;
+use photo_gateway::shared::invalidate::{Invalidation, PING_EVERY};
 use secrecy::{SecretSlice, SecretString};
 use tokio::sync::mpsc;
 
@@ -137,6 +137,11 @@ async fn a_change_on_one_replica_reaches_the_other_and_a_lost_subscription_flush
     assert_eq!(next(&mut b).await, ("tenant-2".into(), "users/u2".into()));
     // A name too long to send is refused at the source, not sent.
     assert!(!a.channel.publish("tenant-2", &"u".repeat(2048)).await);
+    // Past a liveness PING (in subscribed mode), the subscription is still the same one: no
+    // flush, and messages still arrive.
+    tokio::time::sleep(PING_EVERY + Duration::from_secs(1)).await;
+    assert!(a.channel.publish("tenant-2", "users/u5").await);
+    assert_eq!(next(&mut b).await, ("tenant-2".into(), "users/u5".into()));
     assert_eq!(
         a.flushes.load(Ordering::SeqCst),
         0,
