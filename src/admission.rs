@@ -389,10 +389,30 @@ impl Admission {
         window_bytes: usize,
         deadline: Instant,
     ) -> Option<Result<MailboxSlot, ApiError>> {
+        // With both limits on, the slot and the bytes are asked for in one round trip; the
+        // window is asked again alone only if it was full.
+        let mut counted = window_bytes == 0;
         let lease = if conc > 0 {
             loop {
-                match g.try_slot(app, mailbox, conc).await? {
-                    Some(lease) => break Some(lease),
+                let taken = if counted {
+                    g.try_slot(app, mailbox, conc).await?.map(|l| (l, None))
+                } else {
+                    g.try_slot_and_window(app, mailbox, conc, window_bytes, bytes)
+                        .await?
+                        .map(|(l, w)| (l, Some(w)))
+                };
+                match taken {
+                    Some((lease, window)) => {
+                        match window {
+                            Some(Window::Fits) => counted = true,
+                            Some(Window::Full(w)) if Instant::now() + w > deadline => {
+                                return Some(Err(mailbox_full(window_bytes, w)));
+                            }
+                            Some(Window::Full(w)) => tokio::time::sleep(w).await,
+                            None => {}
+                        }
+                        break Some(lease);
+                    }
                     None => {
                         let pause = SLOT_POLL + SLOT_POLL.mul_f64(rand::random::<f64>());
                         if Instant::now() + pause > deadline {
@@ -405,7 +425,7 @@ impl Admission {
         } else {
             None
         };
-        if window_bytes > 0 {
+        if !counted {
             loop {
                 match g.window(app, mailbox, window_bytes, bytes).await? {
                     Window::Fits => break,

@@ -17,6 +17,7 @@ mod read;
 pub use read::{PhotoDelete, PhotoRead, ReadAnswer};
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 
 use reqwest::Method;
@@ -163,14 +164,19 @@ impl PhotoService {
     ) -> Result<UploadReceipt, ApiError> {
         self.authorize(up)?;
         let options = self.image_policy.resolve(&up.image)?;
-        let _reservation = self.admit(up).await?;
-        let scope = self
-            .scope_for(up.caller, up.target, Access::Write)
-            .ok_or_else(|| {
-                ApiError::MethodNotAllowed("this target cannot be written".into(), "GET")
-            })?;
+        // The caller's rate comes first whatever else refuses the request; with the Redis tier
+        // it is a round trip, so it runs while the body arrives (see `receive`).
+        let caller = std::pin::pin!(self.check_rate(up.caller));
+        let _reservation = match self.admit(up) {
+            Ok(r) => r,
+            Err(e) => return Err(caller.await.err().unwrap_or(e)),
+        };
+        let Some(scope) = self.scope_for(up.caller, up.target, Access::Write) else {
+            let e = ApiError::MethodNotAllowed("this target cannot be written".into(), "GET");
+            return Err(caller.await.err().unwrap_or(e));
+        };
         let (received, token) = self
-            .receive(up, body, scope, &mut progress.received)
+            .receive(up, body, scope, caller, &mut progress.received)
             .await?;
         metrics::photo_bytes(received.len());
         let (photo, input, output) = self.prepare(&received, &options).await?;
@@ -315,27 +321,51 @@ impl PhotoService {
         }
     }
 
-    /// Within the caller's rate, and room in the in-flight budgets, reserved before a byte is
-    /// read so that overload is refused at once instead of buffered.
-    async fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
-        self.check_rate(up.caller).await?;
+    /// Room in the in-flight budgets, reserved before a byte is read so that overload is
+    /// refused at once instead of buffered.
+    fn admit(&self, up: &PhotoUpdate<'_>) -> Result<Reservation, ApiError> {
         self.admission
             .admit(self.upload.reservation(up.body.content_length))
     }
 
-    /// Reads the photo while the Graph token is obtained: on a cache miss the caller waits for
-    /// the slower of the two, not their sum.
+    /// Reads the photo while the caller's rate is checked and then the Graph token obtained: on
+    /// a cache miss the caller waits for the slower of the two, not their sum, and the rate's
+    /// Redis round trip hides behind the body. The token step waits for the rate, so an
+    /// over-rate caller never causes a token exchange; its 429 is answered as soon as it is
+    /// known (what is left of the body is drained or the connection closed, `http/conn.rs`),
+    /// and wins over whatever the body would have caused, as when it was checked first.
     async fn receive(
         &self,
         up: &PhotoUpdate<'_>,
         body: BodyStream,
         scope: &str,
+        caller: impl Future<Output = Result<(), ApiError>>,
         received: &mut Option<Photo>,
     ) -> Result<(Photo, Arc<GraphToken>), ApiError> {
-        let (photo, token) = tokio::join!(
-            read_photo(up.body, body, self.upload),
+        enum Refused {
+            Caller(ApiError),
+            Token(OboError),
+        }
+        let photo = read_photo(up.body, body, self.upload);
+        let token = async {
+            caller.await.map_err(Refused::Caller)?;
             self.graph_token(up.caller, scope, up.traceparent)
-        );
+                .await
+                .map_err(Refused::Token)
+        };
+        let (mut photo, mut token) = (std::pin::pin!(photo), std::pin::pin!(token));
+        let (photo, token) = tokio::select! {
+            t = &mut token => match t {
+                Err(Refused::Caller(e)) => return Err(e),
+                t => (photo.await, t),
+            },
+            p = &mut photo => (p, token.await),
+        };
+        let token = match token {
+            Err(Refused::Caller(e)) => return Err(e),
+            Err(Refused::Token(e)) => Err(ApiError::from(e)),
+            Ok(t) => Ok(t),
+        };
         let photo = photo?;
         // Known from here on, for the audit line, even if the token exchange failed.
         *received = Some(photo.clone());

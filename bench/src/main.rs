@@ -130,6 +130,11 @@ struct Args {
     /// Do not run phase 6 (three replicas with Redis against three without; needs redis-server).
     #[arg(long)]
     skip_replicas: bool,
+    /// Run only phase 6 (three replicas with Redis against three without) and write its figures
+    /// to --out (use another file than the full run's results); with --perf, replica 0 of each
+    /// measured pass is profiled (DIR/perf-replicas-<with|without>.data).
+    #[arg(long)]
+    replicas_only: bool,
 }
 
 /// Everything the run uses, resolved from the arguments (written to the JSON).
@@ -476,6 +481,22 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             .join(" ")
     ));
 
+    if args.replicas_only {
+        return replicas_only(
+            args,
+            p,
+            &gateway_bin,
+            &tmp,
+            &client,
+            &sandbox,
+            &env,
+            &caller_tokens,
+            &small_photo(),
+            started,
+        )
+        .await;
+    }
+
     if args.image_throughput_only {
         return image_throughput_only(
             args,
@@ -742,6 +763,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             requests: p.latency_requests,
             concurrency: p.concurrency,
             latency_ms: p.latency_ms,
+            perf: args.perf.clone(),
         };
         match replicas::run(&setup, &mut problems).await {
             Ok(v) => v,
@@ -1159,6 +1181,68 @@ async fn image_throughput_only(
         "{}",
         image::table(&results["image_stage"]) + &image_load::table(&results["image_throughput"])
     );
+    std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+    )
+    .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    step(&format!("results written to {}", args.out.display()));
+    Ok(problems)
+}
+
+fn small_photo() -> Bytes {
+    Bytes::from(load::jpeg_of_size(SIZE_50K))
+}
+
+/// `--replicas-only`: the sandbox is up and the tokens minted; runs phase 6 alone, prints and
+/// writes its figures.
+#[allow(clippy::too_many_arguments)]
+async fn replicas_only(
+    args: &Args,
+    p: &Params,
+    gateway_bin: &Path,
+    tmp: &TempDir,
+    client: &reqwest::Client,
+    sandbox: &Sandbox,
+    env: &[(String, String)],
+    caller_tokens: &Arc<Vec<String>>,
+    photo: &Bytes,
+    started: Instant,
+) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    step(&format!(
+        "replicas only: 3 without Redis, then 3 with it; Graph latency {} ms, {} users, {} requests",
+        p.latency_ms,
+        caller_tokens.len(),
+        p.latency_requests
+    ));
+    let setup = replicas::Setup {
+        gateway_bin,
+        tmp: tmp.path(),
+        client,
+        entra_url: &sandbox.entra_url,
+        graph_url: &sandbox.graph_url,
+        env: env
+            .iter()
+            .filter(|(k, _)| !LIMITS_OFF.iter().any(|(off, _)| off == k))
+            .cloned()
+            .collect(),
+        caller_tokens: caller_tokens.clone(),
+        photo: photo.clone(),
+        requests: p.latency_requests,
+        concurrency: p.concurrency,
+        latency_ms: p.latency_ms,
+        perf: args.perf.clone(),
+    };
+    let v = replicas::run(&setup, &mut problems).await?;
+    let results = json!({
+        "machine": machine::describe(),
+        "gateway": {"binary": gateway_bin.display().to_string(), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
+        "duration_s": started.elapsed().as_secs_f64(),
+        "replicas": v,
+        "problems": problems,
+    });
+    println!("{}", replicas::table(&results["replicas"]));
     std::fs::write(
         &args.out,
         serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",

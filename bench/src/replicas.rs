@@ -30,6 +30,8 @@ pub struct Setup<'a> {
     pub requests: usize,
     pub concurrency: usize,
     pub latency_ms: u64,
+    /// Profile replica 0 during each measured pass (`perf record`), into this directory.
+    pub perf: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -95,15 +97,67 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<LoadStats>>) -> Vec<L
     out
 }
 
+/// The 1-minute load average (/proc/loadavg): the machine's background load, recorded with
+/// every pass since this machine is shared.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `redis-cli` against the phase's redis-server.
+fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Commands the server ran (`INFO commandstats`: calls, and calls inside scripts too) as
+/// {command: calls}.
+fn commandstats(port: u16) -> Option<Value> {
+    let text = redis_cli(port, &["INFO", "commandstats"])?;
+    let mut m = serde_json::Map::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let Some(cmd) = name.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let calls = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse::<u64>().ok());
+        let usec = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("usec="))
+            .and_then(|v| v.parse::<u64>().ok());
+        m.insert(cmd.to_owned(), json!({"calls": calls, "usec": usec}));
+    }
+    Some(Value::Object(m))
+}
+
+/// The phase's redis-server: its process, port, and the gateway's variables that point at it.
+#[derive(Clone, Copy)]
+struct RedisRun<'a> {
+    server: &'a ChildGuard,
+    port: u16,
+    vars: &'a [(String, String)],
+}
+
 /// One run of three replicas, with `redis` or without.
-async fn three(
-    s: &Setup<'_>,
-    redis: Option<(&ChildGuard, &[(String, String)])>,
-    label: &str,
-) -> Result<Value, String> {
+async fn three(s: &Setup<'_>, redis: Option<RedisRun<'_>>, label: &str) -> Result<Value, String> {
     let mut env = s.env.clone();
-    if let Some((_, vars)) = redis {
-        env.extend(vars.iter().cloned());
+    if let Some(r) = redis {
+        env.extend(r.vars.iter().cloned());
     }
     let mut gateways = Vec::new();
     for i in 0..3 {
@@ -140,7 +194,20 @@ async fn three(
 
     // Measured pass, tokens cached.
     let pids: Vec<String> = gateways.iter().map(|(g, _)| g.pid().to_string()).collect();
-    let redis_pid = redis.map(|(r, _)| r.pid().to_string());
+    let redis_pid = redis.map(|r| r.server.pid().to_string());
+    let redis_port = redis.map(|r| r.port);
+    if let Some(p) = redis_port {
+        redis_cli(p, &["CONFIG", "RESETSTAT"]);
+    }
+    let load_before = loadavg();
+    let busy0 = procs::machine_busy();
+    let recorder = s.perf.as_ref().and_then(|d| {
+        procs::PerfRecord::start(
+            gateways[0].0.pid(),
+            &d.join(format!("perf-replicas-{label}.data")),
+        )
+        .ok()
+    });
     let cpu = |pid: &String| procs::cpu_time(pid);
     let gw0: Vec<Option<Duration>> = pids.iter().map(cpu).collect();
     let r0 = redis_pid.as_ref().and_then(cpu);
@@ -155,6 +222,11 @@ async fn three(
     .await;
     let gw1: Vec<Option<Duration>> = pids.iter().map(cpu).collect();
     let r1 = redis_pid.as_ref().and_then(cpu);
+    let busy1 = procs::machine_busy();
+    if let Some(r) = recorder {
+        r.stop();
+    }
+    let stats = redis_port.and_then(commandstats);
     let gw_cpu: Option<Duration> = gw0
         .iter()
         .zip(&gw1)
@@ -183,6 +255,13 @@ async fn three(
         "measured": measured.to_json(s.photo.len()),
         "gateways_cpu_us_per_request": per_req(gw_cpu),
         "redis_cpu_us_per_request": per_req(redis_cpu),
+        "load_average_1m_before_measured_pass": load_before,
+        "machine_busy_cores_during_measured_pass": match (busy0, busy1) {
+            (Some(a), Some(b)) if !measured.elapsed.is_zero() =>
+                Some(b.saturating_sub(a).as_secs_f64() / measured.elapsed.as_secs_f64()),
+            _ => None,
+        },
+        "redis_commandstats_measured_pass": stats,
     }))
 }
 
@@ -252,7 +331,16 @@ pub async fn run(s: &Setup<'_>, problems: &mut Vec<String>) -> Result<Value, Str
         return Err(format!("adding the latency fault: {}", fault.status()));
     }
     let without = three(s, None, "without").await?;
-    let with = three(s, Some((&redis, &vars)), "with").await?;
+    let with = three(
+        s,
+        Some(RedisRun {
+            server: &redis,
+            port,
+            vars: &vars,
+        }),
+        "with",
+    )
+    .await?;
     let _ = s
         .client
         .delete(format!("{}/_emulator/faults", s.graph_url))
@@ -309,6 +397,29 @@ pub fn table(v: &Value) -> String {
             f(&r["redis_cpu_us_per_request"]),
             r["token_pass"]["token_endpoint_on_behalf_of_calls"],
             r["token_pass"]["users"],
+        ));
+    }
+    let w = &v["with_redis"];
+    let f2 = |x: &Value| x.as_f64().map_or("—".into(), |x| format!("{x:.2}"));
+    out.push_str(&format!(
+        "load average (1 min) before the measured passes: without {}, with {}; machine busy cores during them: without {}, with {}\n",
+        f2(&v["without_redis"]["load_average_1m_before_measured_pass"]),
+        f2(&w["load_average_1m_before_measured_pass"]),
+        f2(&v["without_redis"]["machine_busy_cores_during_measured_pass"]),
+        f2(&w["machine_busy_cores_during_measured_pass"]),
+    ));
+    if let (Some(stats), Some(n)) = (
+        w["redis_commandstats_measured_pass"].as_object(),
+        w["measured"]["requests_ok"].as_f64().filter(|n| *n > 0.0),
+    ) {
+        let mut parts: Vec<String> = stats
+            .iter()
+            .filter_map(|(cmd, v)| Some(format!("{cmd} {:.2}", v["calls"].as_f64()? / n)))
+            .collect();
+        parts.sort();
+        out.push_str(&format!(
+            "Redis commands per upload (INFO commandstats, commands inside scripts included): {}\n",
+            parts.join(", ")
         ));
     }
     let f = |x: &Value| x.as_f64().map_or("—".into(), |x| format!("{x:.3}"));

@@ -216,9 +216,27 @@ pub fn redis_up(up: bool) {
 }
 
 /// A use of Redis fell back to this replica alone; `what` is one of a fixed set (`token_cache`,
-/// `caller_rate`, `mailbox`).
+/// `caller_rate`, `mailbox`, `invalidation`).
 pub fn redis_fallback(what: &'static str) {
     ::metrics::counter!("photo_gateway_redis_fallbacks_total", "use" => what).increment(1);
+}
+
+/// An invalidation was offered to the other replicas: `sent`, `failed` (Redis) or `oversized`.
+pub fn invalidation_published(result: &'static str) {
+    ::metrics::counter!("photo_gateway_redis_invalidations_published_total", "result" => result)
+        .increment(1);
+}
+
+/// A message arrived on the invalidation channel: `applied` (another replica's), `own` or
+/// `malformed` (ignored).
+pub fn invalidation_received(result: &'static str) {
+    ::metrics::counter!("photo_gateway_redis_invalidations_received_total", "result" => result)
+        .increment(1);
+}
+
+/// The invalidation channel was subscribed again after being lost (the read cache was flushed).
+pub fn invalidation_resubscribed() {
+    ::metrics::counter!("photo_gateway_redis_invalidation_resubscriptions_total").increment(1);
 }
 
 /// An L1 miss looked in the shared (L2) token cache: `hit`, `miss`, `waited` (another replica's

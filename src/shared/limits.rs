@@ -26,6 +26,32 @@ const NOW: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 100
 /// Window of Graph's per-mailbox byte limit, milliseconds.
 pub const WINDOW_MS: u64 = 30_000;
 
+/// The byte window as a Lua function shared by the scripts that count bytes (after `local span =
+/// {WINDOW_MS}`): `window(key, limit, bytes, id, now)` counts the bytes and returns 0 if they fit (or the window is empty: one
+/// upload larger than the limit still goes alone), else the milliseconds until enough of the
+/// window has passed.
+const WINDOW_FN: &str = "
+local function window(key, limit, bytes, id, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+  local e = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local used = 0
+  for i = 1, #e, 2 do used = used + tonumber(string.match(e[i], ':(%d+)$')) end
+  if used + bytes <= limit or #e == 0 then
+    redis.call('ZADD', key, now, id .. ':' .. bytes)
+    redis.call('PEXPIRE', key, span + 1000)
+    return 0
+  end
+  local freed = 0
+  local until_ms = now
+  for i = 1, #e, 2 do
+    freed = freed + tonumber(string.match(e[i], ':(%d+)$'))
+    until_ms = tonumber(e[i + 1]) + span
+    if used - freed + bytes <= limit then break end
+  end
+  return math.max(1, until_ms - now)
+end
+";
+
 /// The scripts and the connection.
 pub struct GlobalLimits {
     redis: Arc<Redis>,
@@ -34,6 +60,7 @@ pub struct GlobalLimits {
     acquire: Script,
     renew: Script,
     bytes: Script,
+    slot_and_bytes: Script,
 }
 
 /// What the byte window said.
@@ -96,27 +123,21 @@ impl GlobalLimits {
             // KEYS[1] the window; ARGV: limit bytes, these bytes, upload id. 0: counted; else the
             // milliseconds until enough of the window has passed.
             bytes: Script::new(&format!(
-                "{NOW}
-                local window = {WINDOW_MS}
-                local limit = tonumber(ARGV[1])
-                local bytes = tonumber(ARGV[2])
-                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-                local e = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-                local used = 0
-                for i = 1, #e, 2 do used = used + tonumber(string.match(e[i], ':(%d+)$')) end
-                if used + bytes <= limit or #e == 0 then
-                  redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. ARGV[2])
-                  redis.call('PEXPIRE', KEYS[1], window + 1000)
-                  return 0
-                end
-                local freed = 0
-                local until_ms = now
-                for i = 1, #e, 2 do
-                  freed = freed + tonumber(string.match(e[i], ':(%d+)$'))
-                  until_ms = tonumber(e[i + 1]) + window
-                  if used - freed + bytes <= limit then break end
-                end
-                return math.max(1, until_ms - now)"
+                "{NOW} local span = {WINDOW_MS} {WINDOW_FN}
+                return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], now)"
+            )),
+            // Both mailbox limits in one round trip. KEYS[1] the leases, KEYS[2] the window;
+            // ARGV: limit, lease ms, lease id, limit bytes, these bytes, upload id. {0, 0}: all
+            // slots leased (the window untouched); {1, 0}: slot taken and bytes counted; {1, ms}:
+            // slot taken, the window full for ms more (the caller waits holding the slot, as it
+            // would with two calls).
+            slot_and_bytes: Script::new(&format!(
+                "{NOW} local span = {WINDOW_MS} {WINDOW_FN}
+                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+                if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return {{0, 0}} end
+                redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+                redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+                return {{1, window(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], now)}}"
             )),
         }
     }
@@ -153,7 +174,9 @@ impl GlobalLimits {
 
     fn mailbox_key(&self, app: &str, mailbox: &str, what: &str) -> String {
         format!(
-            "{}mbx:{}:{what}",
+            // The hash in braces: both keys of a mailbox (one script uses them together) hash to
+            // one Redis Cluster slot.
+            "{}mbx:{{{}}}:{what}",
             self.redis.prefix(),
             hashed(&[app, &mailbox.to_ascii_lowercase()])
         )
@@ -188,16 +211,67 @@ impl GlobalLimits {
         if taken == 0 {
             return Some(None);
         }
+        Some(Some(self.leased(key, id)))
+    }
+
+    /// Tries once to take a slot of the mailbox and count `bytes` in its window, in one round
+    /// trip: `Some(Some((lease, window)))` slot taken (the bytes counted if the window says
+    /// `Fits`; if `Full`, the caller may wait and count them with [`GlobalLimits::window`]),
+    /// `Some(None)` all `limit` slots are leased (nothing counted), `None` Redis failed.
+    pub async fn try_slot_and_window(
+        self: &Arc<Self>,
+        app: &str,
+        mailbox: &str,
+        limit: usize,
+        window_limit: usize,
+        bytes: usize,
+    ) -> Option<Option<(Lease, Window)>> {
+        let key = self.mailbox_key(app, mailbox, "slots");
+        let window_key = self.mailbox_key(app, mailbox, "bytes");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let upload = uuid::Uuid::new_v4().simple().to_string();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let (taken, wait): (u8, u64) = self
+            .redis
+            .call(Use::Mailbox, |mut c| {
+                let (key, id) = (key.clone(), id.clone());
+                async move {
+                    self.slot_and_bytes
+                        .key(&key)
+                        .key(&window_key)
+                        .arg(limit)
+                        .arg(lease_ms)
+                        .arg(&id)
+                        .arg(window_limit)
+                        .arg(bytes)
+                        .arg(&upload)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        if taken == 0 {
+            return Some(None);
+        }
+        let window = match wait {
+            0 => Window::Fits,
+            ms => Window::Full(Duration::from_millis(ms)),
+        };
+        Some(Some((self.leased(key, id), window)))
+    }
+
+    /// The lease just taken as `id` in `key`, renewed in the background from now on.
+    fn leased(self: &Arc<Self>, key: String, id: String) -> Lease {
         let renewer = {
             let (limits, key, id) = (self.clone(), key.clone(), id.clone());
             tokio::spawn(async move { limits.keep_renewed(&key, &id).await })
         };
-        Some(Some(Lease {
+        Lease {
             limits: self.clone(),
             key,
             id,
             renewer,
-        }))
+        }
     }
 
     /// Renews the lease a third of the way through each term until it is released (the task is

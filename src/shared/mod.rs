@@ -1,11 +1,13 @@
 //! The optional Redis tier: what replicas share (the sealed token cache in `token/l2.rs`, the
-//! global Graph limits in `limits.rs`) goes through one [`Redis`] handle, which owns the
+//! global Graph limits in `limits.rs`, the read cache's invalidations in `invalidate.rs`) goes
+//! through one [`Redis`] handle, which owns the
 //! connection (redis-rs's reconnecting `ConnectionManager`), bounds every call by the configured
 //! timeout, and keeps the tier's health: a failed or slow call marks Redis down, and while it is
 //! down callers fall back at once (L1 only, per-pod limits) except for one probe a second, whose
 //! success marks it up again. Each change of state is logged once; `photo_gateway_redis_up` and
 //! `photo_gateway_redis_fallbacks_total` show it. Readiness never depends on Redis.
 
+pub mod invalidate;
 pub mod limits;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use secrecy::ExposeSecret;
 use crate::config::RedisConfig;
 use crate::metrics;
 
+pub use invalidate::Invalidation;
 pub use limits::GlobalLimits;
 
 /// While Redis is down, one call in this interval is let through as a probe.
@@ -42,6 +45,8 @@ pub enum Use {
     CallerRate,
     /// A mailbox's concurrency and byte window (fallback: this replica's share).
     Mailbox,
+    /// Telling the other replicas a photo changed (fallback: their read caches' TTL).
+    Invalidation,
 }
 
 impl Use {
@@ -50,6 +55,7 @@ impl Use {
             Use::TokenCache => "token_cache",
             Use::CallerRate => "caller_rate",
             Use::Mailbox => "mailbox",
+            Use::Invalidation => "invalidation",
         }
     }
 }
@@ -88,6 +94,10 @@ impl Redis {
             settings = settings.set_password(pw.expose_secret());
         }
         info = info.set_redis_settings(settings);
+        // Nagle off: calls are small and latency-bound, and on a multiplexed connection a call
+        // written while another's answer is outstanding would otherwise wait for that answer's
+        // ACK before leaving (one more round trip on the request's path).
+        info = info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = match (info.addr(), &config.ca_bundle_file) {
             (ConnectionAddr::TcpTls { .. }, ca) => {
                 // rustls needs one process-wide provider when several are compiled in; the same
@@ -131,6 +141,16 @@ impl Redis {
             retry_at_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         })
+    }
+
+    /// The client (for connections of their own, such as the invalidation channel's subscriber).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// How long connecting may take (longer than one call: TLS).
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.timeout.max(Duration::from_secs(1))
     }
 
     /// The prefix of every key.

@@ -22,6 +22,7 @@ mod paths;
 mod proptests;
 mod read;
 mod redis;
+mod redis_invalidate;
 mod sandbox;
 mod secrets;
 mod shutdown;

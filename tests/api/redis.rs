@@ -574,3 +574,52 @@ async fn measure_redis_cost() {
     );
     assert_eq!(done, UPLOADS);
 }
+
+/// The mailbox's slot and byte window are one script (one round trip): with both limits on, the
+/// window still holds across replicas, and a refused upload's slot is given back.
+#[tokio::test]
+async fn the_byte_window_holds_across_replicas_with_the_slot_in_the_same_script() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    // Any photo is over 1,000 bytes: the first goes alone (an empty window takes any size), the
+    // next must wait 30 s, longer than the mailbox queue, so it is refused.
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "1000"),
+            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "1"),
+        ],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(replica(&emus, &vars, None).await);
+    }
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    assert_eq!(put(&client, &replicas[0], ME, &token, 1).await.0, 200);
+    for (i, g) in replicas.iter().enumerate().skip(1) {
+        let (status, retry_after) = put(&client, g, ME, &token, i as u8).await;
+        assert_eq!(status, 429, "replica {i}");
+        let secs: u64 = retry_after.as_deref().unwrap().parse().unwrap();
+        assert!((25..=30).contains(&secs), "replica {i}: Retry-After {secs}");
+    }
+    // Every slot was given back (a sorted set left with no lease is deleted by Redis), so the
+    // mailbox takes an upload again at once as far as its concurrency goes: what refuses the next
+    // one is still the window.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = redis.connection().await.unwrap();
+    for (key, _) in redis.keys("pgw:mbx:*").await {
+        if key.ends_with(":slots") {
+            let leases: u64 = redis::cmd("ZCARD")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(leases, 0, "{key}");
+        }
+    }
+    let (status, retry_after) = put(&client, &replicas[0], ME, &token, 9).await;
+    assert_eq!(status, 429);
+    let secs: u64 = retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(secs >= 25, "the window, not the slot: Retry-After {secs}");
+}

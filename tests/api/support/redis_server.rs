@@ -77,6 +77,8 @@ impl RedisServer {
                 "on",
                 &format!(">{REDIS_PASSWORD}"),
                 "~*",
+                // Redis 7 grants no pub/sub channel unless told (the invalidation channel).
+                "&*",
                 "+@all",
             ])
             .stdout(Stdio::null())

@@ -1,0 +1,330 @@
+//! Cross-replica invalidation: when one replica writes or deletes a photo, every other replica
+//! drops what its in-process read cache holds for that target. Redis pub/sub carries it: one
+//! `PUBLISH` per change on `{prefix}invalidate`, and one subscriber task per process on a
+//! connection of its own (a subscribed connection can do nothing else).
+//!
+//! - **Messages** are small JSON objects `{"o": origin, "t": tenant, "k": target}`; `origin` is
+//!   a random id per process, so a replica skips what it published itself (its own cache was
+//!   already invalidated where the write happened). Anything malformed or over
+//!   [`MAX_MESSAGE_BYTES`] is counted and ignored: the channel is not trusted to be well-formed.
+//! - **Publishing** goes through [`Redis::call`], so it has the per-call deadline and the tier's
+//!   health like every other call; a failure is counted and logged (once per state change by the
+//!   tier), never the caller's error: the write itself succeeded.
+//! - **Pub/sub is fire-and-forget**: a message sent while a subscriber was disconnected is lost.
+//!   So whenever the subscription is established again after being lost (or after failing to be
+//!   established), the `on_flush` callback runs: the replica empties its read cache rather than
+//!   serve what it may have missed an invalidation for. A dead connection that no RST announces
+//!   is found by a PING every [`PING_EVERY`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Redis, Use};
+use crate::metrics;
+
+/// Largest message accepted (and published): a tenant id, a target (UPN or id) and the origin
+/// fit many times over.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// How often an idle subscription is checked with a PING.
+pub const PING_EVERY: Duration = Duration::from_secs(5);
+/// First pause before subscribing again; doubled up to [`BACKOFF_MAX`], with up to as much
+/// jitter, so that replicas do not reconnect in step after Redis returns.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    #[serde(rename = "o")]
+    origin: &'a str,
+    #[serde(rename = "t")]
+    tenant: &'a str,
+    #[serde(rename = "k")]
+    target: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "o")]
+    origin: String,
+    #[serde(rename = "t")]
+    tenant: String,
+    #[serde(rename = "k")]
+    target: String,
+}
+
+/// What a received message turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+enum Received {
+    /// Another replica's change: invalidate (tenant, target).
+    Other(String, String),
+    /// This process's own message.
+    Own,
+    /// Not a message of ours (not JSON of the expected shape, or too large).
+    Malformed,
+}
+
+/// The invalidation channel of one process: publish changes, and subscribe to the others'.
+pub struct Invalidation {
+    redis: Arc<Redis>,
+    channel: String,
+    origin: String,
+}
+
+impl Invalidation {
+    /// The channel on `redis` (`{prefix}invalidate`), with a fresh random origin id for this
+    /// process.
+    pub fn new(redis: Arc<Redis>) -> Invalidation {
+        let channel = format!("{}invalidate", redis.prefix());
+        Invalidation {
+            redis,
+            channel,
+            origin: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// This process's origin id (what its messages carry).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Tells the other replicas that (tenant, target) changed. True when Redis took the message
+    /// (how many subscribers got it does not matter); false when it was too large or Redis
+    /// failed, which is counted and otherwise ignored: the other replicas' entries then live out
+    /// their TTL.
+    pub async fn publish(&self, tenant: &str, target: &str) -> bool {
+        let Some(payload) = encode(&self.origin, tenant, target) else {
+            metrics::invalidation_published("oversized");
+            return false;
+        };
+        let sent = self
+            .redis
+            .call(Use::Invalidation, |mut c| {
+                let payload = payload.clone();
+                async move {
+                    redis::cmd("PUBLISH")
+                        .arg(&self.channel)
+                        .arg(payload)
+                        .query_async::<u64>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .is_some();
+        metrics::invalidation_published(if sent { "sent" } else { "failed" });
+        sent
+    }
+
+    /// Starts the process's subscriber: `on_invalidate(tenant, target)` for every change another
+    /// replica publishes, `on_flush()` whenever the subscription comes back after being lost
+    /// (messages may have been missed meanwhile). Runs until the handle is aborted or the runtime
+    /// ends; the callbacks run on the subscriber task, so they must be quick and not block.
+    pub fn spawn_subscriber<I, F>(
+        &self,
+        on_invalidate: I,
+        on_flush: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        I: Fn(&str, &str) + Send + Sync + 'static,
+        F: Fn() + Send + Sync + 'static,
+    {
+        let client = self.redis.client().clone();
+        let (channel, origin) = (self.channel.clone(), self.origin.clone());
+        let connect_timeout = self.redis.connect_timeout();
+        tokio::spawn(async move {
+            subscribe_forever(
+                client,
+                &channel,
+                &origin,
+                connect_timeout,
+                &on_invalidate,
+                &on_flush,
+            )
+            .await
+        })
+    }
+}
+
+/// The message for (tenant, target) from `origin`, or `None` if it would exceed the bound.
+fn encode(origin: &str, tenant: &str, target: &str) -> Option<String> {
+    let text = serde_json::to_string(&Outgoing {
+        origin,
+        tenant,
+        target,
+    })
+    .ok()?;
+    (text.len() <= MAX_MESSAGE_BYTES).then_some(text)
+}
+
+fn decode(payload: &[u8], me: &str) -> Received {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Received::Malformed;
+    }
+    match serde_json::from_slice::<Incoming>(payload) {
+        Ok(m) if m.origin == me => Received::Own,
+        Ok(m) if !m.tenant.is_empty() && !m.target.is_empty() => {
+            Received::Other(m.tenant, m.target)
+        }
+        _ => Received::Malformed,
+    }
+}
+
+/// The pause before attempt `n` (0-based) to subscribe again.
+fn backoff(n: u32) -> Duration {
+    let base = BACKOFF_MIN
+        .saturating_mul(2u32.saturating_pow(n.min(16)))
+        .min(BACKOFF_MAX);
+    base + base.mul_f64(rand::random::<f64>())
+}
+
+async fn subscribe_forever(
+    client: redis::Client,
+    channel: &str,
+    origin: &str,
+    connect_timeout: Duration,
+    on_invalidate: &(dyn Fn(&str, &str) + Send + Sync),
+    on_flush: &(dyn Fn() + Send + Sync),
+) {
+    // Set when the subscription was lost or could not be made: the next one flushes first.
+    let mut missed = false;
+    let mut failures: u32 = 0;
+    loop {
+        let subscribed = tokio::time::timeout(connect_timeout, async {
+            let mut ps = client.get_async_pubsub().await?;
+            ps.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(ps)
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(ps)) => {
+                if missed {
+                    tracing::warn!(
+                        "invalidation channel subscribed again: flushing the read cache (changes made meanwhile were not heard)"
+                    );
+                    metrics::invalidation_resubscribed();
+                    on_flush();
+                }
+                failures = 0;
+                listen(ps, origin, on_invalidate).await;
+                tracing::warn!(
+                    "invalidation channel lost: other replicas' changes are not heard until it is back"
+                );
+                missed = true;
+            }
+            Ok(Err(e)) => {
+                if !missed {
+                    // The error's kind only: its text could quote a command's arguments.
+                    tracing::warn!(reason = ?e.kind(), "cannot subscribe to the invalidation channel");
+                }
+                missed = true;
+            }
+            Err(_) => {
+                if !missed {
+                    tracing::warn!(
+                        "cannot subscribe to the invalidation channel: no answer in time"
+                    );
+                }
+                missed = true;
+            }
+        }
+        tokio::time::sleep(backoff(failures)).await;
+        failures = failures.saturating_add(1);
+    }
+}
+
+/// Hands every message to `on_invalidate` until the connection ends or stops answering PINGs.
+async fn listen(
+    ps: redis::aio::PubSub,
+    origin: &str,
+    on_invalidate: &(dyn Fn(&str, &str) + Send + Sync),
+) {
+    let (mut sink, mut stream) = ps.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else { return };
+                match decode(msg.get_payload_bytes(), origin) {
+                    Received::Other(tenant, target) => {
+                        metrics::invalidation_received("applied");
+                        on_invalidate(&tenant, &target);
+                    }
+                    Received::Own => metrics::invalidation_received("own"),
+                    Received::Malformed => metrics::invalidation_received("malformed"),
+                }
+            }
+            _ = ping.tick() => {
+                let answered = tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_own_ones_are_recognised() {
+        let m = encode("me", "tenant-1", "users/a@b.example").unwrap();
+        assert_eq!(
+            decode(m.as_bytes(), "other"),
+            Received::Other("tenant-1".into(), "users/a@b.example".into())
+        );
+        assert_eq!(decode(m.as_bytes(), "me"), Received::Own);
+    }
+
+    #[test]
+    fn quotes_and_separators_in_names_survive() {
+        let m = encode("me", "t\"|,", "a\nb\\c").unwrap();
+        assert_eq!(
+            decode(m.as_bytes(), "x"),
+            Received::Other("t\"|,".into(), "a\nb\\c".into())
+        );
+    }
+
+    #[test]
+    fn oversized_messages_are_neither_sent_nor_accepted() {
+        let long = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(encode("me", "t", &long), None);
+        let forged = format!(r#"{{"o":"x","t":"t","k":"{long}"}}"#);
+        assert_eq!(decode(forged.as_bytes(), "me"), Received::Malformed);
+    }
+
+    #[test]
+    fn anything_else_is_malformed() {
+        for bad in [
+            &b""[..],
+            b"not json",
+            b"{}",
+            br#"{"o":"x","t":"t"}"#,
+            br#"{"o":"x","t":"","k":"k"}"#,
+            br#"{"o":1,"t":"t","k":"k"}"#,
+            b"\xff\xfe",
+        ] {
+            assert_eq!(decode(bad, "me"), Received::Malformed, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_its_bound_with_jitter() {
+        assert!(backoff(0) >= BACKOFF_MIN && backoff(0) <= BACKOFF_MIN * 2);
+        assert!(backoff(3) >= BACKOFF_MIN * 8);
+        for n in [10, 100, u32::MAX] {
+            let b = backoff(n);
+            assert!(b >= BACKOFF_MAX && b <= BACKOFF_MAX * 2, "{n}: {b:?}");
+        }
+    }
+}
