@@ -83,7 +83,9 @@ impl CachedPhoto {
     }
 }
 
-/// The read cache; with a zero byte bound it holds nothing.
+/// The read cache; with a zero byte bound it holds nothing. Clones share one cache (the Redis
+/// invalidation channel's subscriber holds one).
+#[derive(Clone)]
 pub struct ReadCache {
     cache: Option<Cache<Key, Arc<CachedPhoto>>>,
     max_bytes: u64,
@@ -180,6 +182,14 @@ impl ReadCache {
         let sizes = std::iter::once(None).chain(PHOTO_SIZES.iter().map(|s| Some(*s)));
         for size in sizes {
             cache.invalidate(&Self::key(tenant, target, size)).await;
+        }
+    }
+
+    /// Forgets everything: the Redis invalidation channel was lost for a while, so other
+    /// replicas' writes may have been missed.
+    pub fn flush(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::image::{ImageOptions, ImageStage, InputInfo, OutputInfo};
 use crate::image_request::{ImagePolicy, ImageRequest, mode_name};
 use crate::metrics;
 use crate::read_cache::ReadCache;
+use crate::shared::Invalidation;
 use crate::telemetry::outbound_traceparent;
 use crate::token::{AppTokens, GraphToken, OboError, TokenCache};
 use crate::upload::{BodyHeaders, BodyStream, Photo, UploadLimits, read_photo, sniff};
@@ -101,6 +102,8 @@ pub struct PhotoService {
     pub(crate) graph: GraphClient,
     pub(crate) scopes: Scopes,
     pub(crate) read_cache: ReadCache,
+    /// With Redis: tells the other replicas what this one changed, so their read caches drop it.
+    pub(crate) invalidation: Option<Invalidation>,
     pub(crate) upload: UploadLimits,
     pub(crate) policy: CallerPolicy,
     pub(crate) app_policy: AppPolicy,

@@ -20,7 +20,7 @@ use crate::image::{Crop, ImageLimits, ImageOptions, ImageStage, Mode};
 use crate::image_request::ImagePolicy;
 use crate::read_cache::ReadCache;
 use crate::service::PhotoService;
-use crate::shared::{GlobalLimits, Redis};
+use crate::shared::{GlobalLimits, Invalidation, Redis};
 use crate::shutdown::{ShutdownHandle, wait_for_signal};
 use crate::state::AppState;
 use crate::telemetry::GatewayRootSpan;
@@ -115,6 +115,26 @@ impl Application {
             .as_ref()
             .map(|(r, rc)| Arc::new(GlobalLimits::new(r.clone(), rc.lease)));
         let replicas = config.redis.as_ref().map_or(1, |rc| rc.expected_replicas);
+        let read_cache = ReadCache::new(config.read_cache.max_bytes, config.read_cache.max_age);
+        // With Redis, other replicas' writes and deletes reach this replica's read cache; a
+        // cache that is off needs neither the channel nor its connection.
+        let invalidation = redis
+            .as_ref()
+            .filter(|_| read_cache.enabled())
+            .map(|(r, _)| {
+                let invalidation = Invalidation::new(r.clone());
+                let (on_change, on_flush) = (read_cache.clone(), read_cache.clone());
+                invalidation.spawn_subscriber(
+                    move |tenant, target| {
+                        // The subscriber must not wait on the cache: the drop runs beside it.
+                        let (cache, tenant, target) =
+                            (on_change.clone(), tenant.to_owned(), target.to_owned());
+                        tokio::spawn(async move { cache.invalidate(&tenant, &target).await });
+                    },
+                    move || on_flush.flush(),
+                );
+                invalidation
+            });
         let photos = Arc::new(PhotoService {
             validator: TokenValidator::new(
                 &config.caller,
@@ -131,7 +151,8 @@ impl Application {
                 config.graph.max_retries,
             ),
             scopes: Scopes::new(config.graph.scopes.clone()),
-            read_cache: ReadCache::new(config.read_cache.max_bytes, config.read_cache.max_age),
+            read_cache,
+            invalidation,
             upload: UploadLimits {
                 max_bytes: config.body.max_photo_bytes,
                 read_timeout: config.body.read_timeout,

@@ -352,6 +352,7 @@ impl PhotoService {
             .cache_target(caller, target, token, scope, request_id, traceparent)
             .await;
         self.read_cache.invalidate(tenant, &key).await;
+        self.publish(tenant, &key).await;
         if let Ok(MailboxName::Upn(upn)) = Self::mailbox_name(caller, target) {
             let by_upn = format!("/users/{}", encode_id(&upn.to_lowercase()));
             let key = match target {
@@ -361,6 +362,15 @@ impl PhotoService {
                 _ => by_upn,
             };
             self.read_cache.invalidate(tenant, &key).await;
+            self.publish(tenant, &key).await;
+        }
+    }
+
+    /// The other replicas drop the target too (with Redis; a failure is counted, never the
+    /// request's error: their copies then live at most `READ_CACHE_MAX_AGE_SECS`).
+    async fn publish(&self, tenant: &str, key: &str) {
+        if let Some(invalidation) = &self.invalidation {
+            invalidation.publish(tenant, key).await;
         }
     }
 }

@@ -623,3 +623,93 @@ async fn the_byte_window_holds_across_replicas_with_the_slot_in_the_same_script(
     let secs: u64 = retry_after.as_deref().unwrap().parse().unwrap();
     assert!(secs >= 25, "the window, not the slot: Retry-After {secs}");
 }
+
+/// Replica B's write reaches replica A's read cache through the invalidation channel: A, which
+/// would serve its cached copy for `READ_CACHE_MAX_AGE_SECS` (5 minutes), answers the new photo
+/// as soon as B's message arrives, and asks Graph again to do so.
+#[tokio::test]
+async fn a_write_on_one_replica_drops_the_read_cache_entry_on_the_others() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let vars = env(&redis, &[]);
+    let a = replica(&emus, &vars, None).await;
+    let b = replica(&emus, &vars, None).await;
+    // Both subscribers listen before anything is published (pub/sub keeps nothing for later).
+    let mut conn = redis.connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg("*invalidate")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let listening: Vec<(String, u64)> = match channels.first() {
+            Some(c) => redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(c)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            None => Vec::new(),
+        };
+        if listening.first().is_some_and(|(_, n)| *n >= 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both replicas subscribe: {listening:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let store = format!("/users/{DEMO}");
+    let first = jpeg(700, 1);
+    assert!(emus.graph.set_photo(&store, &first, "image/jpeg"));
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    let get = |g: &GatewayProcess| {
+        client
+            .get(format!("{}{ME}", g.base()))
+            .bearer_auth(&token)
+            .send()
+    };
+    let graph_gets = || {
+        emus.graph
+            .counters()
+            .by_method
+            .get("GET")
+            .copied()
+            .unwrap_or(0)
+    };
+    for _ in 0..2 {
+        let r = get(&a).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), first.as_slice());
+    }
+    assert_eq!(graph_gets(), 1, "A's second read came from its cache");
+
+    let (status, _) = put(&client, &b, ME, &token, 9).await;
+    assert_eq!(status, 200);
+    let second = emus.graph.photo(&store).expect("B's photo is stored");
+    assert_ne!(second.bytes.as_ref(), first.as_slice());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(&a).await.unwrap();
+        assert_eq!(r.status(), 200);
+        if r.bytes().await.unwrap() == second.bytes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A still serves its cached copy after B's write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        graph_gets(),
+        2,
+        "A asked Graph again once its entry was dropped"
+    );
+}
