@@ -4,6 +4,7 @@ pub mod caller;
 pub mod jwks;
 pub mod policy;
 pub mod validate;
+pub mod verified;
 
 pub use caller::{Assertion, Caller, Credentials, bearer_token};
 pub use jwks::KeyStore;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::caller::{Assertion, Caller, MAX_TOKEN_LEN};
 use super::jwks::KeyStore;
+use super::verified::{self, Verified};
 use crate::config::CallerConfig;
 use crate::error::ApiError;
 
@@ -49,6 +50,7 @@ pub struct TokenValidator {
     max_lifetime: u64,
     required_scopes: Vec<String>,
     allowed_clients: Option<HashSet<String>>,
+    verified: Verified,
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {
@@ -72,6 +74,7 @@ impl TokenValidator {
             max_lifetime: config.max_token_lifetime_secs,
             required_scopes: config.required_scopes.clone(),
             allowed_clients: config.allowed_client_ids.clone(),
+            verified: Verified::new(verified::MAX_ENTRIES, config.clock_skew_secs),
         }
     }
 
@@ -80,6 +83,32 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("the token is too long"));
         }
+        // A token validated before skips the signature and claim checks, not the clock or the key.
+        let digest = verified::digest(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(caller) = self.verified.get(&digest, token, &self.keys, now) {
+            return Ok(caller);
+        }
+        let caller = self.validate_fully(token).await?;
+        if let Some((kid, key, exp, nbf)) = caller.1 {
+            self.verified
+                .insert(digest, &caller.0, &kid, key, exp, nbf, now);
+        }
+        Ok(caller.0)
+    }
+
+    /// Every check, signature included; with the key, `exp` and `nbf` the cache needs.
+    #[allow(clippy::type_complexity)]
+    async fn validate_fully(
+        &self,
+        token: &str,
+    ) -> Result<
+        (
+            Caller,
+            Option<(String, Arc<jsonwebtoken::DecodingKey>, u64, u64)>,
+        ),
+        ApiError,
+    > {
         match token.bytes().filter(|b| *b == b'.').count() {
             2 => {}
             4 => return Err(invalid("encrypted tokens (JWE) are not accepted")),
@@ -193,14 +222,15 @@ impl TokenValidator {
         {
             return Err(invalid("the token was issued for another tenant (tid)"));
         }
-        Ok(Caller {
+        let caller = Caller {
             tenant_id,
             object_id,
             username: c.preferred_username.or(c.upn),
             client_app_id: client,
             scopes,
             assertion: Assertion::new(token),
-        })
+        };
+        Ok((caller, Some((kid.to_owned(), key, c.exp, c.nbf))))
     }
 
     /// Turns a jsonwebtoken failure into a message that says what to fix.
