@@ -80,6 +80,47 @@ impl LoadStats {
     }
 }
 
+/// How a request carries the photo: the method, and the body as it goes on the wire with its
+/// Content-Type (the raw JPEG, or a multipart form built once, as callers' form encoders send it).
+#[derive(Clone)]
+pub struct Shape {
+    pub method: reqwest::Method,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+/// The boundary of the bench's multipart bodies: dashes and digits, which the photos' filler
+/// (lowercase letters in COM segments) and the 64×64 image data never spell out.
+const BOUNDARY: &str = "----photo-gateway-bench-7f3a9c0412";
+
+impl Shape {
+    /// `PUT` with the raw JPEG as `image/jpeg`.
+    pub fn raw(method: reqwest::Method, photo: &Bytes) -> Shape {
+        Shape {
+            method,
+            content_type: "image/jpeg".into(),
+            body: photo.clone(),
+        }
+    }
+
+    /// One `photo` file part, what browsers and form encoders send.
+    pub fn multipart(method: reqwest::Method, photo: &Bytes) -> Shape {
+        let head = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        );
+        let tail = format!("\r\n--{BOUNDARY}--\r\n");
+        let mut body = Vec::with_capacity(head.len() + photo.len() + tail.len());
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(photo);
+        body.extend_from_slice(tail.as_bytes());
+        Shape {
+            method,
+            content_type: format!("multipart/form-data; boundary={BOUNDARY}"),
+            body: body.into(),
+        }
+    }
+}
+
 /// Sends `n` PUTs of `photo` to `url` with `concurrency` workers; request i carries
 /// `tokens[i % tokens.len()]`. A request counts as successful only on 200 with its body read.
 pub async fn run_load(
@@ -90,15 +131,28 @@ pub async fn run_load(
     n: usize,
     concurrency: usize,
 ) -> LoadStats {
+    let shape = Shape::raw(reqwest::Method::PUT, &photo);
+    run_shaped(client, url, tokens, &shape, n, concurrency).await
+}
+
+/// `run_load` with the method and body shape given.
+pub async fn run_shaped(
+    client: &reqwest::Client,
+    url: &str,
+    tokens: Arc<Vec<String>>,
+    shape: &Shape,
+    n: usize,
+    concurrency: usize,
+) -> LoadStats {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency.min(n.max(1)) {
-        let (client, url, tokens, photo, next) = (
+        let (client, url, tokens, shape, next) = (
             client.clone(),
             url.to_owned(),
             tokens.clone(),
-            photo.clone(),
+            shape.clone(),
             next.clone(),
         );
         workers.push(tokio::spawn(async move {
@@ -111,10 +165,10 @@ pub async fn run_load(
                 let token = &tokens[i % tokens.len()];
                 let t0 = Instant::now();
                 let res = client
-                    .put(&url)
+                    .request(shape.method.clone(), &url)
                     .bearer_auth(token)
-                    .header("content-type", "image/jpeg")
-                    .body(photo.clone())
+                    .header("content-type", &shape.content_type)
+                    .body(shape.body.clone())
                     .send()
                     .await;
                 let outcome = match res {
@@ -227,6 +281,22 @@ mod tests {
             // What the gateway checks before forwarding a photo.
             assert_eq!(photo_gateway::upload::jpeg::check(&j), Ok(()), "{size}");
         }
+    }
+
+    #[test]
+    fn multipart_bodies_frame_the_photo_once() {
+        let photo = Bytes::from(jpeg_of_size(51_200));
+        let s = Shape::multipart(reqwest::Method::PATCH, &photo);
+        let boundary = s.content_type.split("boundary=").nth(1).unwrap();
+        let text = String::from_utf8_lossy(&s.body);
+        // The boundary opens and closes the form and never occurs inside the photo.
+        assert_eq!(text.matches(boundary).count(), 2);
+        assert!(
+            s.body
+                .ends_with(format!("\r\n--{boundary}--\r\n").as_bytes())
+        );
+        let start = s.body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(&s.body[start..start + photo.len()], &photo[..]);
     }
 
     #[test]

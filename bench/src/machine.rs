@@ -50,3 +50,52 @@ pub fn describe() -> Value {
         "rustc": rustc,
     })
 }
+
+/// The load averages (1, 5, 15 minutes) and runnable/total tasks, from /proc/loadavg.
+pub fn loadavg() -> Value {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    json!({
+        "1m": num(0),
+        "5m": num(1),
+        "15m": num(2),
+        "tasks": f.get(3),
+    })
+}
+
+/// The actix worker threads of a process (threads named `actix-server w…`): the workers it
+/// really runs, whatever the configuration said.
+pub fn actix_workers(pid: u32) -> Option<usize> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    Some(
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+            .filter(|c| c.starts_with("actix-server w"))
+            .count(),
+    )
+}
+
+/// How the gateway binary was built, from its `--version` (`… (release build)` or
+/// `… (debug build)`); older binaries that do not say are guessed from their path.
+pub fn build_profile(version: &str, bin: &std::path::Path) -> Value {
+    let said = if version.contains("(release build)") {
+        Some("release")
+    } else if version.contains("(debug build)") {
+        Some("debug")
+    } else {
+        None
+    };
+    let path = bin.display().to_string();
+    let guessed = if path.contains("/debug/") {
+        "debug"
+    } else if path.contains("/release/") {
+        "release"
+    } else {
+        "unknown"
+    };
+    json!({
+        "profile": said.unwrap_or(guessed),
+        "source": if said.is_some() { "--version" } else { "binary path" },
+    })
+}

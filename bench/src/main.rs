@@ -12,6 +12,7 @@
 //! (`image_load`), next to the image stage in process (`image`). `--smoke` runs every phase with tiny counts, for CI: it exits non-zero when a
 //! request fails or a figure is missing. The goals are reported, never enforced.
 
+mod forward;
 mod image;
 mod image_load;
 mod load;
@@ -135,6 +136,24 @@ struct Args {
     /// measured pass is profiled (DIR/perf-replicas-<with|without>.data).
     #[arg(long)]
     replicas_only: bool,
+    /// Run only phase 8 (gateway vs nginx forward-only, and RSS after a burst) and write its
+    /// figures to --out (use another file than the full run's results).
+    #[arg(long)]
+    forward_only: bool,
+    /// Do not run phase 8 (gateway vs nginx forward-only).
+    #[arg(long)]
+    skip_forward: bool,
+    /// Phase 8: measured requests per variant for 50 KB, 1 MB, ~4 MB (comma-separated), summed
+    /// over the rounds.
+    #[arg(long, value_delimiter = ',')]
+    forward_requests: Option<Vec<usize>>,
+    /// Phase 8: rounds over which the variants are interleaved (default 2; 1 with --smoke).
+    #[arg(long)]
+    forward_rounds: Option<usize>,
+    /// Phase 8: seconds to wait after the burst before reading the gateway's RSS (default 60; 1
+    /// with --smoke).
+    #[arg(long)]
+    burst_wait_secs: Option<u64>,
 }
 
 /// Everything the run uses, resolved from the arguments (written to the JSON).
@@ -158,6 +177,10 @@ struct Params {
     replicas: bool,
     image_requests: usize,
     image_concurrency: usize,
+    forward: bool,
+    forward_requests: Vec<usize>,
+    forward_rounds: usize,
+    burst_wait_secs: u64,
 }
 
 const SIZE_50K: usize = 50 * 1024;
@@ -185,6 +208,7 @@ impl Params {
             None if smoke => vec![8],
             None => vec![4000, 800, 240],
         };
+        let n_sizes = sizes.len();
         let p = Params {
             smoke,
             concurrency: a.concurrency.unwrap_or(if smoke { 4 } else { 16 }),
@@ -206,6 +230,21 @@ impl Params {
                 .image_requests
                 .unwrap_or(if smoke { 2 * cores() } else { 48 }),
             image_concurrency: cores(),
+            forward: !a.skip_forward,
+            forward_requests: match &a.forward_requests {
+                Some(r) if r.len() == n_sizes => r.clone(),
+                Some(r) => {
+                    return Err(format!(
+                        "--forward-requests needs {} comma-separated counts (one per size), got {}",
+                        n_sizes,
+                        r.len()
+                    ));
+                }
+                None if smoke => vec![8],
+                None => vec![2000, 400, 120],
+            },
+            forward_rounds: a.forward_rounds.unwrap_or(if smoke { 1 } else { 2 }).max(1),
+            burst_wait_secs: a.burst_wait_secs.unwrap_or(if smoke { 1 } else { 60 }),
         };
         if p.concurrency == 0 || p.starts == 0 || p.memory_concurrency == 0 {
             return Err(
@@ -241,6 +280,7 @@ impl Params {
             "starts": self.starts,
             "image_throughput_phase": {"requests": self.image_requests, "concurrency": self.image_concurrency, "photo": "samples::phone_jpeg(4032, 3024, 6)", "image_mode": "normalize"},
             "warmup_requests_per_phase": self.warmup(),
+            "forward_phase": {"requests_per_variant": self.forward_requests, "rounds": self.forward_rounds, "workers": cores(), "burst": {"concurrency": self.memory_concurrency, "photo_bytes": self.memory_size, "wait_s": self.burst_wait_secs}},
             "http": "HTTP/1.1 keep-alive, one connection per concurrent request, one bearer token per user, round-robin over users",
             "gateway_env_overrides": {
                 "PHOTO_GATEWAY_LOG_LEVEL": "warn",
@@ -288,8 +328,9 @@ async fn main() -> ExitCode {
         {
             Ok(r) => {
                 println!(
-                    "{}{}{}",
-                    report::table(&r),
+                    "{}{}{}{}",
+                    report::conditions(&r),
+                    report::table(&r) + &forward::table(&r["forward"]),
                     if r["image_stage"].is_null() {
                         String::new()
                     } else {
@@ -366,6 +407,7 @@ fn step(msg: &str) {
 async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     let started = Instant::now();
     let mut problems: Vec<String> = Vec::new();
+    let load_before = machine::loadavg();
     let mut machine = machine::describe();
     // Background load: the benchmark shares the machine with whatever else runs on it.
     let busy0 = procs::machine_busy();
@@ -462,6 +504,8 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             "PHOTO_GATEWAY_LISTEN_ADDR" | "PHOTO_GATEWAY_METRICS_ADDR" | "PHOTO_GATEWAY_LOG_LEVEL"
         )
     });
+    // Phase 8 runs the gateway with production defaults: the sandbox's wiring, nothing else.
+    let prod_env = env.clone();
     env.push(("PHOTO_GATEWAY_METRICS_ADDR".into(), "off".into()));
     env.push(("PHOTO_GATEWAY_LOG_LEVEL".into(), "warn".into()));
     for (k, v) in LIMITS_OFF.into_iter().chain(IMAGE_PASSTHROUGH) {
@@ -495,6 +539,47 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             started,
         )
         .await;
+    }
+
+    if args.forward_only {
+        let v = forward_phase(
+            p,
+            &gateway_bin,
+            &tmp,
+            &client,
+            &sandbox,
+            &prod_env,
+            (&caller_tokens, &graph_tokens),
+            emulator_pid,
+            args.perf.as_deref(),
+            &mut problems,
+        )
+        .await;
+        let mut results = json!({
+            "benchmark": "photo-gateway issue 12, phase 8 only",
+            "machine": machine,
+            "conditions": conditions(&gateway_bin, &gateway_version, &load_before, p),
+            "gateway": {"binary": gateway_bin.display().to_string(), "version": gateway_version, "git": procs::git_describe(&workspace)},
+            "parameters": p.to_json(),
+            "duration_s": started.elapsed().as_secs_f64(),
+            "forward": v,
+            "problems": problems,
+        });
+        results["conditions"]["load_average_after"] = machine::loadavg();
+        results["goals"] = json!(forward::goals(&results["forward"]));
+        println!(
+            "{}",
+            report::conditions(&results)
+                + &forward::table(&results["forward"])
+                + &report::goal_lines(&results["goals"])
+        );
+        std::fs::write(
+            &args.out,
+            serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+        step(&format!("results written to {}", args.out.display()));
+        return Ok(problems);
     }
 
     if args.image_throughput_only {
@@ -719,6 +804,25 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
     check(&mut problems, "memory phase", &mem);
     drop(gateway);
 
+    // 8. Gateway vs nginx forward-only (issue 12), and RSS a while after a burst.
+    let forward_json = if p.forward {
+        forward_phase(
+            p,
+            &gateway_bin,
+            &tmp,
+            &client,
+            &sandbox,
+            &prod_env,
+            (&caller_tokens, &graph_tokens),
+            emulator_pid,
+            args.perf.as_deref(),
+            &mut problems,
+        )
+        .await
+    } else {
+        Value::Null
+    };
+
     // 7. The image stage through the gateway (issue 10): normalize mode, 12 MP JPEGs, C = cores.
     step(&format!(
         "image throughput: {} PUTs of the 4032x3024 JPEG at concurrency {}, PHOTO_GATEWAY_IMAGE_MODE=normalize",
@@ -854,12 +958,14 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "generated_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "duration_s": started.elapsed().as_secs_f64(),
         "machine": machine,
+        "conditions": conditions(&gateway_bin, &gateway_version, &load_before, p),
         "gateway": {
             "binary": gateway_bin.display().to_string(),
             "version": gateway_version,
             "git": procs::git_describe(&workspace),
         },
         "parameters": p.to_json(),
+        "forward": forward_json,
         "cost": cost_json,
         "overhead": overhead_json,
         "overhead_concurrency_1": overhead_c1_json,
@@ -899,8 +1005,15 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "problems": problems,
     });
 
+    results["conditions"]["load_average_after"] = machine::loadavg();
     results["goals"] = report::goals(&results);
-    let text = report::table(&results)
+    let forward_goals = forward::goals(&results["forward"]);
+    if let Some(g) = results["goals"].as_array_mut() {
+        g.extend(forward_goals);
+    }
+    let text = report::conditions(&results)
+        + &report::table(&results)
+        + &forward::table(&results["forward"])
         + &image::table(&results["image_stage"])
         + &image_load::table(&results["image_throughput"])
         + &replicas::table(&results["replicas"]);
@@ -919,6 +1032,81 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         started.elapsed().as_secs_f64()
     ));
     Ok(problems)
+}
+
+/// What a re-run must match to be comparable: the gateway's build, its logging, limits and
+/// workers, and how busy the machine was.
+fn conditions(bin: &Path, version: &str, load_before: &Value, p: &Params) -> Value {
+    json!({
+        "load_average_before": load_before,
+        "gateway_build": machine::build_profile(version, bin),
+        "gateway_workers": cores(),
+        "phases_1_to_5": {
+            "log_level": "warn",
+            "log_format": "json",
+            "metrics": "off",
+            "limits": "off (LIMITS_OFF)",
+            "image_mode": "passthrough",
+            "bodies": "raw image/jpeg, PUT",
+        },
+        "phase_8_forward": {
+            "log_level": "info (default)",
+            "log_format": "json (default)",
+            "metrics": "on (127.0.0.1:0)",
+            "limits": "on; caller rate, mailbox bytes and in-flight bytes raised above the load",
+            "image_mode": "passthrough",
+            "bodies": "multipart (default) and raw, PUT and PATCH",
+            "run": p.forward,
+        },
+    })
+}
+
+/// Phase 8 with the run's sandbox and tokens.
+#[allow(clippy::too_many_arguments)]
+async fn forward_phase(
+    p: &Params,
+    gateway_bin: &Path,
+    tmp: &TempDir,
+    client: &reqwest::Client,
+    sandbox: &Sandbox,
+    prod_env: &[(String, String)],
+    (caller_tokens, graph_tokens): (&Arc<Vec<String>>, &Arc<Vec<String>>),
+    emulator_pid: u32,
+    perf: Option<&Path>,
+    problems: &mut Vec<String>,
+) -> Value {
+    step(
+        "forward-only: gateway (production defaults, multipart and raw, PUT and PATCH) vs nginx, side by side",
+    );
+    let setup = forward::Setup {
+        gateway_bin,
+        env: prod_env,
+        tmp: tmp.path(),
+        client,
+        graph_url: &sandbox.graph_url,
+        ca_pem: &sandbox.ca_pem,
+        caller_tokens: caller_tokens.clone(),
+        graph_tokens: graph_tokens.clone(),
+        sizes: p
+            .sizes
+            .iter()
+            .zip(&p.forward_requests)
+            .map(|((n, s), r)| (*n, *s, *r))
+            .collect(),
+        concurrency: p.concurrency,
+        workers: cores(),
+        rounds: p.forward_rounds,
+        warmup: p.warmup(),
+        burst: (p.memory_concurrency, p.memory_size, p.burst_wait_secs),
+        perf,
+    };
+    match forward::run(&setup, emulator_pid, problems).await {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(format!("forward phase: {e}"));
+            Value::Null
+        }
+    }
 }
 
 fn check(problems: &mut Vec<String>, what: &str, s: &LoadStats) {

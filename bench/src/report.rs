@@ -276,8 +276,14 @@ pub fn table(r: &Value) -> String {
             "   JWT validation (criterion): not run (--smoke or --skip-criterion)"
         );
     }
+    s + &goal_lines(&r["goals"])
+}
+
+/// The goals, one line each.
+pub fn goal_lines(goals: &Value) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "\ngoals:");
-    for g in r["goals"].as_array().into_iter().flatten() {
+    for g in goals.as_array().into_iter().flatten() {
         let met = match g["met"].as_bool() {
             Some(true) => "met",
             Some(false) => "MISSED",
@@ -293,5 +299,39 @@ pub fn table(r: &Value) -> String {
             met
         );
     }
+    s
+}
+
+/// The conditions a re-run must match to be compared (machine, build, logging, load).
+pub fn conditions(r: &Value) -> String {
+    let mut s = String::new();
+    let m = &r["machine"];
+    let c = &r["conditions"];
+    let la = |v: &Value| format!("{} {} {}", f(&v["1m"], 2), f(&v["5m"], 2), f(&v["15m"], 2));
+    let _ = writeln!(
+        s,
+        "\nconditions: {} × {} CPUs, kernel {}, {}; gateway {} build ({}), {} workers; load average (1/5/15 min) before {}, after {}; busy cores in the second before: {}",
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["logical_cpus"],
+        m["kernel"].as_str().unwrap_or("?"),
+        m["rustc"].as_str().unwrap_or("?"),
+        c["gateway_build"]["profile"].as_str().unwrap_or("?"),
+        c["gateway_build"]["source"].as_str().unwrap_or("?"),
+        c["gateway_workers"],
+        la(&c["load_average_before"]),
+        la(&c["load_average_after"]),
+        f(&m["background_busy_cores_before_run"], 2),
+    );
+    let _ = writeln!(
+        s,
+        "  phases 1-5: logs {} ({}), metrics {}, limits {}; phase 8: logs {}, metrics {}, limits {}",
+        c["phases_1_to_5"]["log_level"].as_str().unwrap_or("?"),
+        c["phases_1_to_5"]["log_format"].as_str().unwrap_or("?"),
+        c["phases_1_to_5"]["metrics"].as_str().unwrap_or("?"),
+        c["phases_1_to_5"]["limits"].as_str().unwrap_or("?"),
+        c["phase_8_forward"]["log_level"].as_str().unwrap_or("?"),
+        c["phase_8_forward"]["metrics"].as_str().unwrap_or("?"),
+        c["phase_8_forward"]["limits"].as_str().unwrap_or("?"),
+    );
     s
 }

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod jwks;
 pub mod policy;
 pub mod validate;
+pub mod verified;
 
 pub use app_policy::AppPolicy;
 pub use caller::{AppOnly, Assertion, Caller, Credentials, Principal, SignedInUser, bearer_token};

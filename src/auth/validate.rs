@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::caller::{AppOnly, Assertion, Caller, MAX_TOKEN_LEN, Principal, SignedInUser};
 use super::jwks::KeyStore;
+use super::verified::{self, Verified};
 use crate::config::CallerConfig;
 use crate::error::ApiError;
 
@@ -55,6 +56,7 @@ pub struct TokenValidator {
     max_lifetime: u64,
     required_scopes: Vec<String>,
     allowed_clients: Option<HashSet<String>>,
+    verified: Verified,
 }
 
 /// More app roles than any sensible registration defines are not kept (the token is bounded by
@@ -82,6 +84,7 @@ impl TokenValidator {
             max_lifetime: config.max_token_lifetime_secs,
             required_scopes: config.required_scopes.clone(),
             allowed_clients: config.allowed_client_ids.clone(),
+            verified: Verified::new(verified::MAX_ENTRIES, config.clock_skew_secs),
         }
     }
 
@@ -90,6 +93,32 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("the token is too long"));
         }
+        // A token validated before skips the signature and claim checks, not the clock or the key.
+        let digest = verified::digest(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(caller) = self.verified.get(&digest, token, &self.keys, now) {
+            return Ok(caller);
+        }
+        let caller = self.validate_fully(token).await?;
+        if let Some((kid, key, exp, nbf)) = caller.1 {
+            self.verified
+                .insert(digest, &caller.0, &kid, key, exp, nbf, now);
+        }
+        Ok(caller.0)
+    }
+
+    /// Every check, signature included; with the key, `exp` and `nbf` the cache needs.
+    #[allow(clippy::type_complexity)]
+    async fn validate_fully(
+        &self,
+        token: &str,
+    ) -> Result<
+        (
+            Caller,
+            Option<(String, Arc<jsonwebtoken::DecodingKey>, u64, u64)>,
+        ),
+        ApiError,
+    > {
         match token.bytes().filter(|b| *b == b'.').count() {
             2 => {}
             4 => return Err(invalid("encrypted tokens (JWE) are not accepted")),
@@ -248,11 +277,12 @@ impl TokenValidator {
                 assertion: Assertion::new(token),
             })
         };
-        Ok(Caller {
+        let caller = Caller {
             tenant_id,
             client_app_id: client,
             principal,
-        })
+        };
+        Ok((caller, Some((kid.to_owned(), key, c.exp, c.nbf))))
     }
 
     /// Turns a jsonwebtoken failure into a message that says what to fix.

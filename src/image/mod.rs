@@ -213,6 +213,9 @@ fn input_info(p: &probe::Probe, bytes: usize) -> InputInfo {
     }
 }
 
+/// The bytes [`ImageStage::passthrough`] needs to name what a photo is.
+pub const PASSTHROUGH_HEAD: usize = 64;
+
 fn unsupported(b: &[u8]) -> ImageError {
     ImageError::Unsupported {
         detected: probe::sniff(b)
@@ -279,30 +282,45 @@ impl ImageStage {
         Ok(())
     }
 
+    /// `passthrough` reads nothing past the first bytes: what it says of a photo of `len` bytes
+    /// that starts with `head` (at least [`PASSTHROUGH_HEAD`] bytes when the photo has them),
+    /// without the photo in one buffer.
+    pub fn passthrough(
+        &self,
+        head: &[u8],
+        len: usize,
+    ) -> Result<(InputInfo, OutputInfo), ImageError> {
+        if probe::sniff(head) != Some(probe::Format::Jpeg) {
+            return Err(unsupported(head));
+        }
+        Ok((
+            InputInfo {
+                content_type: "image/jpeg",
+                bytes: len,
+                width: None,
+                height: None,
+                orientation: None,
+            },
+            OutputInfo {
+                width: None,
+                height: None,
+                bytes: len,
+                quality: None,
+                metadata_removed: Vec::new(),
+            },
+        ))
+    }
+
     /// The inline part: sniff, header, limits, passthrough, lossless strip.
     fn plan(&self, input: Bytes, o: &ImageOptions) -> Result<Plan, ImageError> {
         let len = input.len();
         let is_jpeg = probe::sniff(&input) == Some(probe::Format::Jpeg);
         if o.mode == Mode::Passthrough {
-            if !is_jpeg {
-                return Err(unsupported(&input));
-            }
+            let (input_info, output) = self.passthrough(&input, len)?;
             return Ok(Plan::Done(Prepared {
                 bytes: input,
-                input: InputInfo {
-                    content_type: "image/jpeg",
-                    bytes: len,
-                    width: None,
-                    height: None,
-                    orientation: None,
-                },
-                output: OutputInfo {
-                    width: None,
-                    height: None,
-                    bytes: len,
-                    quality: None,
-                    metadata_removed: Vec::new(),
-                },
+                input: input_info,
+                output,
             }));
         }
         if o.mode == Mode::Strip && !is_jpeg {

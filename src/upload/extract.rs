@@ -104,6 +104,20 @@ impl Photo {
         }
     }
 
+    /// The first `n` bytes (fewer if the photo is shorter), copied: enough to name the format
+    /// without the whole photo in one buffer.
+    pub fn head(&self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n.min(self.len));
+        for c in self.chunks.iter() {
+            if out.len() >= n {
+                break;
+            }
+            let take = (n - out.len()).min(c.len());
+            out.extend_from_slice(&c[..take]);
+        }
+        out
+    }
+
     /// The bytes in one buffer (a copy: for tests and tools, not the request path).
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len);

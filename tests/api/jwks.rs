@@ -48,3 +48,23 @@ async fn a_flood_of_random_kids_causes_at_most_one_fetch_per_cooldown() {
     let fetched = app.emus.entra.counters().jwks - before;
     assert!(fetched <= 1, "{fetched} JWKS fetches for 100 unknown kids");
 }
+
+/// A token the gateway has validated (and remembers, issue 12) stops working once its signing
+/// key has left the tenant's key set: the remembered verdict dies with the key.
+#[tokio::test]
+async fn a_validated_token_is_refused_once_its_key_left_the_key_set() {
+    let app = spawn_app().await;
+    let old = app.token(DEMO);
+    let resp = app.put_raw(ME, &old, jpeg(200, 1)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // Two rotations: the old key is no longer published.
+    app.emus.entra.rotate_keys().unwrap();
+    app.emus.entra.rotate_keys().unwrap();
+    // A token with the newest kid makes the gateway fetch the new key set.
+    let resp = app.put_raw(ME, &app.token(DEMO), jpeg(200, 2)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let resp = app.put_raw(ME, &old, jpeg(200, 3)).await;
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "invalid-token", "{body}");
+}
