@@ -272,6 +272,164 @@ def test_schema_rejects_bad_caller_policy(tmp_path, policy):
     assert "values don't meet the specifications of the schema" in err
 
 
+def test_caller_policy_accepts_accesses_and_teams():
+    """kind:read / kind:write / kind:delete and the kind teams, rendered sorted like bare kinds."""
+    cfg = render("workload-identity-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_CALLER_POLICY"] == (
+        "00000000-0000-0000-0000-000000000003=contacts,users,users:delete;"
+        "00000000-0000-0000-0000-000000000004=groups,teams:read,users:read"
+    )
+    r = render(sets={"config.callerPolicy.app": "{teams:write,contacts:read,groups:delete,teams}"})
+    assert r.config["PHOTO_GATEWAY_CALLER_POLICY"] == "app=contacts:read,groups:delete,teams,teams:write"
+
+
+def test_caller_policy_of_bare_kinds_renders_as_before(tmp_path):
+    """Existing values (bare kinds, write grants) keep their rendering, hence their config checksum."""
+    values = {"config": {"callerPolicy": {"b-app": ["users", "groups"], "*": ["contacts"]}}}
+    cfg = render(values_file(tmp_path, "old.yaml", values)).config
+    assert cfg["PHOTO_GATEWAY_CALLER_POLICY"] == "*=contacts;b-app=groups,users"
+
+
+@pytest.mark.parametrize(
+    "grant",
+    ["users:*", "*", "*:read", "me", "teams:upload", "Users:read", "users:", "users read"],
+)
+def test_schema_rejects_caller_grants_the_gateway_refuses(tmp_path, grant):
+    # `*` kinds and accesses exist only in APP_POLICY; CALLER_POLICY refuses them at start.
+    err = render_fails(values_file(tmp_path, "policy.yaml", {"config": {"callerPolicy": {"app": [grant]}}}))
+    assert "values don't meet the specifications of the schema" in err
+
+
+def test_app_policy_absent_by_default(default):
+    """No app named: the gateway refuses every app-only token, as before daemons were supported."""
+    assert "PHOTO_GATEWAY_APP_POLICY" not in default.config
+
+
+def test_app_policy_is_rendered_sorted():
+    cfg = render("workload-identity-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_APP_POLICY"] == (
+        "00000000-0000-0000-0000-000000000005/Photos.ReadWrite.All=groups:write,users:write;"
+        "00000000-0000-0000-0000-000000000006/Photos.Read.All=teams:read,users:read"
+    )
+    r = render(sets={"config.appOnly.policy.job.Photos\\.ReadWrite\\.All": "{teams:*,*:read}"})
+    assert r.config["PHOTO_GATEWAY_APP_POLICY"] == "job/Photos.ReadWrite.All=*:read,teams:*"
+
+
+def test_app_policy_checksum_does_not_depend_on_order(tmp_path):
+    a = {"config": {"appOnly": {"policy": {
+        "b-app": {"Photos.ReadWrite.All": ["users:write", "groups:delete"], "Photos.Read.All": ["*:read"]},
+        "a-app": {"Photos.Read.All": ["teams:read"]},
+    }}}}
+    b = {"config": {"appOnly": {"policy": {
+        "a-app": {"Photos.Read.All": ["teams:read"]},
+        "b-app": {"Photos.Read.All": ["*:read"], "Photos.ReadWrite.All": ["groups:delete", "users:write"]},
+    }}}}
+    ra = render(values_file(tmp_path, "a.yaml", a))
+    rb = render(values_file(tmp_path, "b.yaml", b))
+    assert ra.config["PHOTO_GATEWAY_APP_POLICY"] == (
+        "a-app/Photos.Read.All=teams:read;"
+        "b-app/Photos.Read.All=*:read;b-app/Photos.ReadWrite.All=groups:delete,users:write"
+    )
+    assert ra.config == rb.config
+    assert config_checksum(ra) == config_checksum(rb)
+    assert config_checksum(ra) != config_checksum(render())
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"*": {"Photos.ReadWrite.All": ["users:write"]}},  # the gateway refuses a `*` app
+        {"app": {"Photos.Read.All": ["users:write"]}},  # the read-only role granting a write
+        {"app": {"Photos.Read.All": ["*:*"]}},
+        {"app": {"Photos.Read.All": ["groups:delete"]}},
+        {"app": {"Photos.ReadWrite.All": ["users"]}},  # APP_POLICY has no bare kinds
+        {"app": {"Photos.ReadWrite.All": ["me:write"]}},
+        {"app": {"Photos.ReadWrite.All": ["users:upload"]}},
+        {"app": {"Photos.ReadWrite.All": []}},  # a grant of nothing
+        {"app": {"Photos.ReadWrite.All": ["users:write", "users:write"]}},
+        {"app": {"Photos.ReadWrite.All": "users:write"}},  # a string, not a list
+        {"app": {}},  # an app without a role
+        {"app": ["users:write"]},  # no role level
+        {"a/b": {"Photos.ReadWrite.All": ["users:write"]}},  # would corrupt `app/Role=...;...`
+        {"a=b": {"Photos.ReadWrite.All": ["users:write"]}},
+        {"app": {"Photos ReadWrite": ["users:write"]}},
+        {"app": {"Role;x": ["users:write"]}},
+    ],
+)
+def test_schema_rejects_bad_app_policy(tmp_path, policy):
+    err = render_fails(values_file(tmp_path, "policy.yaml", {"config": {"appOnly": {"policy": policy}}}))
+    assert "values don't meet the specifications of the schema" in err
+
+
+def test_app_only_rate_rendering():
+    cfg = render("workload-identity-values.yaml").config
+    assert (cfg["PHOTO_GATEWAY_APP_RATE_PER_MIN"], cfg["PHOTO_GATEWAY_APP_BURST"]) == ("1200", "120")
+    off = render(sets={"config.appOnly.ratePerMin": 0, "config.appOnly.burst": 0}).config
+    assert (off["PHOTO_GATEWAY_APP_RATE_PER_MIN"], off["PHOTO_GATEWAY_APP_BURST"]) == ("0", "0")
+
+
+def test_read_cache_rendering():
+    cfg = render("ingress-tls-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_READ_CACHE_MAX_BYTES"] == "33554432"
+    cfg = render("redis-values.yaml").config
+    assert cfg["PHOTO_GATEWAY_READ_CACHE_MAX_AGE_SECS"] == "600"
+    # 0 turns the cache off and is rendered as such; 4 GiB stays a plain integer (never 4.294967296e+09).
+    cfg = render(sets={"config.readCache.maxBytes": 0, "config.readCache.maxAgeSeconds": 0}).config
+    assert cfg["PHOTO_GATEWAY_READ_CACHE_MAX_BYTES"] == "0"
+    assert cfg["PHOTO_GATEWAY_READ_CACHE_MAX_AGE_SECS"] == "0"
+    cfg = render(sets={"config.readCache.maxBytes": 4294967296}).config
+    assert cfg["PHOTO_GATEWAY_READ_CACHE_MAX_BYTES"] == "4294967296"
+    changed = render(sets={"config.readCache.maxAgeSeconds": 60})
+    assert config_checksum(changed) != config_checksum(render())
+
+
+@pytest.mark.parametrize(
+    "sets, set_string",
+    [
+        ({"config.readCache.maxBytes": -1}, None),
+        ({"config.readCache.maxBytes": 4294967297}, None),  # the gateway's ceiling is 4 GiB
+        ({"config.readCache.maxAgeSeconds": 86401}, None),  # and 86400 s
+        ({"config.readCache.maxAgeSeconds": -1}, None),
+        ({"config.readCache.unknown": 1}, None),
+        (None, {"config.readCache.maxBytes": "64Mi"}),  # bytes, not a quantity
+        ({"config.appOnly.ratePerMin": -1}, None),
+        ({"config.appOnly.burst": 4294967296}, None),
+        ({"config.appOnly.unknown": 1}, None),
+        (None, {"config.appOnly.burst": "60"}),
+    ],
+)
+def test_schema_rejects_bad_read_cache_and_app_limits(sets, set_string):
+    err = render_fails(set_values=sets, set_string=set_string)
+    assert "values don't meet the specifications of the schema" in err
+
+
+NEW_VARS = {
+    "appOnly.ratePerMin": "APP_RATE_PER_MIN",
+    "appOnly.burst": "APP_BURST",
+    "readCache.maxBytes": "READ_CACHE_MAX_BYTES",
+    "readCache.maxAgeSeconds": "READ_CACHE_MAX_AGE_SECS",
+}
+
+
+def test_app_only_and_read_cache_default_to_the_gateway_defaults(default):
+    """Rendered explicitly, with the defaults the gateway's README documents (600, 60, 64 MiB, 300 s)."""
+    documented = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", REPO_README.read_text(), flags=re.M))
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+    for key, var in NEW_VARS.items():
+        section, name = key.split(".")
+        assert default.config[f"PHOTO_GATEWAY_{var}"] == documented[var], var
+        assert str(values[section][name]) == documented[var], key
+
+
+def test_scopes_are_left_to_extra_env(default):
+    """The chart never exposed the Graph write scopes, so it does not expose the read and delete ones
+    either: the gateway's defaults apply, and extraEnv overrides one (documented in values.yaml)."""
+    assert not any(k.startswith("PHOTO_GATEWAY_SCOPE_") for k in default.config)
+    assert "PHOTO_GATEWAY_SCOPE_" in (CHART / "values.yaml").read_text()
+    r = render(sets={"extraEnv[0].name": "PHOTO_GATEWAY_SCOPE_READ_USERS", "extraEnv[0].value": "User.Read.All"})
+    assert {"name": "PHOTO_GATEWAY_SCOPE_READ_USERS", "value": "User.Read.All"} in r.container["env"]
+
+
 def test_limits_default_to_the_gateway_defaults(default):
     """The chart states every limit explicitly, with the defaults the gateway's README documents."""
     documented = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", REPO_README.read_text(), flags=re.M))
@@ -438,28 +596,50 @@ def inflight_bound(config: dict) -> int:
     return min(bounds)
 
 
+def read_cache_bound(config: dict) -> int:
+    """Photo bytes the read cache keeps: READ_CACHE_MAX_BYTES, held for good once a busy pod fills it."""
+    return int(config["PHOTO_GATEWAY_READ_CACHE_MAX_BYTES"])
+
+
+def memory_needed(config: dict) -> float:
+    return 1.25 * inflight_bound(config) + 64 * MIB + image_bound(config) + read_cache_bound(config)
+
+
 def test_default_memory_limit_covers_the_inflight_budget(default):
-    """Benchmark goal: peak RSS <= 1.25 x in-flight bytes + 40 MB. The limit keeps 64Mi over the 1.25 x."""
+    """Benchmark goal: peak RSS <= 1.25 x in-flight bytes + 40 MB. The limit keeps 64Mi over the 1.25 x,
+    plus the image workers' decodes and the read cache's bytes."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     max_inflight = values["config"]["limits"]["maxInflightBytes"]
     limit = quantity_bytes(values["resources"]["limits"]["memory"])
     image = values["config"]["imageStage"]
     decodes = image["workers"] * image["maxPixels"] * 4
+    read_cache = values["config"]["readCache"]["maxBytes"]
     assert max_inflight > 0
-    assert limit >= 1.25 * max_inflight + 64 * MIB + decodes, (
+    assert read_cache > 0
+    assert limit >= 1.25 * max_inflight + 64 * MIB + decodes + read_cache, (
         limit / MIB,
-        (1.25 * max_inflight + decodes) / MIB + 64,
+        (1.25 * max_inflight + decodes + read_cache) / MIB + 64,
     )
     # The same holds for what is rendered, with the bounds the gateway really enforces.
     rendered = quantity_bytes(default.container["resources"]["limits"]["memory"])
-    assert rendered >= 1.25 * inflight_bound(default.config) + 64 * MIB + image_bound(default.config)
+    assert rendered >= memory_needed(default.config)
+
+
+def test_default_memory_limit_keeps_its_slack_beside_the_read_cache(default):
+    """The read cache got its own 64Mi: the ~80Mi of slack for the token cache, TLS buffers and the
+    allocator is what it was before (768Mi for in flight + decodes), not eaten by the cache."""
+    rendered = quantity_bytes(default.container["resources"]["limits"]["memory"])
+    assert rendered - memory_needed(default.config) >= 75 * MIB
+    # Turning the cache off gives its bytes back to the budget.
+    off = render(sets={"config.readCache.maxBytes": 0}).config
+    assert memory_needed(default.config) - memory_needed(off) == 64 * MIB
 
 
 @pytest.mark.parametrize("values_file_name", CI_FILES)
 def test_ci_values_memory_limits_cover_their_inflight_budget(values_file_name):
     r = render(values_file_name)
     limit = quantity_bytes(r.container["resources"]["limits"]["memory"])
-    assert limit >= 1.25 * inflight_bound(r.config) + 64 * MIB + image_bound(r.config)
+    assert limit >= memory_needed(r.config)
 
 
 # ------------------------------------------------------------------ workload identity
@@ -740,6 +920,8 @@ def test_schema_rejects_the_bad_values_file():
     assert "Additional property unknownTopLevelKey is not allowed" in err
     assert "replicaCount: Invalid type" in err
     assert "service.port: Invalid type" in err
+    assert "config.appOnly.policy.viewer-app.Photos.Read.All.0" in err  # the read-only role granting a write
+    assert "config.readCache.maxBytes" in err
 
 
 @pytest.mark.parametrize(

@@ -144,14 +144,32 @@ imagePullSecrets:
 {{- end -}}
 {{- end -}}
 
-{{/* PHOTO_GATEWAY_CALLER_POLICY from config.callerPolicy: `id=kind,kind;id=kind`, ids and kinds sorted
-     so the rendering (and the config checksum) does not depend on map or list order. Empty when no grants. */}}
+{{/* PHOTO_GATEWAY_CALLER_POLICY from config.callerPolicy: `id=grant,grant;id=grant`, ids and grants
+     (`users`, `users:read`, ...) sorted so the rendering (and the config checksum) does not depend on map
+     or list order. Values from before reads and deletes (bare kinds) render exactly as they did. Empty
+     when no grants. */}}
 {{- define "photo-gateway.callerPolicy" -}}
 {{- $policy := .Values.config.callerPolicy | default dict -}}
 {{- $entries := list -}}
 {{- range $id := keys $policy | sortAlpha -}}
 {{- $kinds := get $policy $id | default list | uniq | sortAlpha -}}
 {{- $entries = append $entries (printf "%s=%s" $id (join "," $kinds)) -}}
+{{- end -}}
+{{- join ";" $entries -}}
+{{- end -}}
+
+{{/* PHOTO_GATEWAY_APP_POLICY from config.appOnly.policy (app id -> role -> grants):
+     `app/Role=grant,grant;app/Role=grant`, one entry per app and role, sorted by app, then role, then
+     grant, for the same stable checksum as the caller policy. Empty when no app is named (daemons refused). */}}
+{{- define "photo-gateway.appPolicy" -}}
+{{- $policy := .Values.config.appOnly.policy | default dict -}}
+{{- $entries := list -}}
+{{- range $app := keys $policy | sortAlpha -}}
+{{- $roles := get $policy $app | default dict -}}
+{{- range $role := keys $roles | sortAlpha -}}
+{{- $grants := get $roles $role | default list | uniq | sortAlpha -}}
+{{- $entries = append $entries (printf "%s/%s=%s" $app $role (join "," $grants)) -}}
+{{- end -}}
 {{- end -}}
 {{- join ";" $entries -}}
 {{- end -}}
