@@ -9,38 +9,14 @@
 //! new replica finds it there. On Graph 401 one single-flight refresh, as for On-Behalf-Of.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
+use super::cache::TokenExpiry;
 use super::l2::L2Tokens;
 use super::obo::{GraphToken, OboClient, OboError};
 use crate::metrics;
-
-struct TokenExpiry;
-
-impl Expiry<String, Arc<GraphToken>> for TokenExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &Arc<GraphToken>,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.cache_until.saturating_duration_since(created_at))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        value: &Arc<GraphToken>,
-        updated_at: Instant,
-        _current: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.cache_until.saturating_duration_since(updated_at))
-    }
-}
 
 /// App-only Graph tokens per tenant.
 pub struct AppTokens {

@@ -21,12 +21,14 @@ type Key = [u8; 32];
 /// Approximate bytes an entry takes besides its token: key, `Arc`, expiry and moka's bookkeeping.
 const ENTRY_OVERHEAD: usize = 100;
 
-struct TokenExpiry;
+/// Each token leaves the cache when it must no longer be used (expiry minus the margin); shared
+/// by the On-Behalf-Of cache and the app-only one (`app.rs`).
+pub(super) struct TokenExpiry;
 
-impl Expiry<Key, Arc<GraphToken>> for TokenExpiry {
+impl<K> Expiry<K, Arc<GraphToken>> for TokenExpiry {
     fn expire_after_create(
         &self,
-        _key: &Key,
+        _key: &K,
         value: &Arc<GraphToken>,
         created_at: Instant,
     ) -> Option<Duration> {
@@ -35,7 +37,7 @@ impl Expiry<Key, Arc<GraphToken>> for TokenExpiry {
 
     fn expire_after_update(
         &self,
-        _key: &Key,
+        _key: &K,
         value: &Arc<GraphToken>,
         updated_at: Instant,
         _current: Option<Duration>,
