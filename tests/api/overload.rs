@@ -97,10 +97,15 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
             r.3
         );
     }
+    // The constant is what the process touches for the first time under any load, whatever the
+    // budget: mimalloc's per-thread segments (idle RSS 19 → 37–42 MiB in BENCHMARKS.md, phase 8),
+    // TLS and HTTP buffers. Buffering the shed requests instead of refusing them would grow
+    // memory by their 108 MB, far past it.
+    const FIRST_TOUCH_KIB: u64 = 64 * 1024;
     let budget_kib = (BUDGET_UPLOADS * (PHOTO + 65_536) / 1024) as u64;
     let growth = peak_kib.saturating_sub(idle_kib);
     assert!(
-        growth < budget_kib + 48 * 1024,
+        growth < budget_kib + FIRST_TOUCH_KIB,
         "peak RSS grew {growth} KiB for a {budget_kib} KiB budget"
     );
 
