@@ -14,17 +14,42 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Name of the thread that runs the upkeep (seen in `top -H`, and by the test below).
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
 /// Installs the recorder on first call and returns its handle (None if another recorder won).
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            spawn_upkeep(handle.clone());
+            Some(handle)
         })
         .clone()
+}
+
+/// The recorder keeps every histogram sample until a scrape or an upkeep folds it into the
+/// buckets, and `install_recorder` starts no upkeep of its own: without this, a gateway whose
+/// metrics port nobody scrapes grows by about 16 bytes per request, without bound.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started: histogram samples are folded only when scraped");
+    }
 }
 
 /// The Prometheus text exposition of every metric.
@@ -249,6 +274,23 @@ pub fn token_cache_l2(result: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::{method_label, status_label};
+
+    /// The recorder's histograms are drained by an upkeep thread, not only by scrapes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn installing_the_recorder_starts_its_upkeep() {
+        assert!(super::install().is_some(), "the recorder was not installed");
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == super::UPKEEP_THREAD),
+            "no {} thread among {names:?}",
+            super::UPKEEP_THREAD
+        );
+    }
 
     #[test]
     fn labels_come_from_a_fixed_set() {
