@@ -16,6 +16,10 @@ ARG CARGO_CHEF_VERSION
 # Same profile settings for `chef cook` and `build`, so the cooked dependencies are reused.
 ENV CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_STRIP=symbols
+# make: the allocator (tikv-jemalloc-sys) builds jemalloc from its C sources (bookworm's make).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /src
 

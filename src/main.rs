@@ -7,12 +7,12 @@ use clap::{Parser, Subcommand};
 use photo_gateway::config::Config;
 use photo_gateway::{Application, telemetry};
 
-/// `--version` says how the binary was built: a debug gateway costs several times the CPU of a
-/// release one, and a benchmark result is only comparable to another of the same profile.
 /// See Cargo.toml: cheaper small allocations than glibc's, and memory returned after bursts.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+// `--version` says how the binary was built: a debug gateway costs several times the CPU of a
+// release one, and a benchmark result is only comparable to another of the same profile.
 #[cfg(debug_assertions)]
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (debug build)");
 #[cfg(not(debug_assertions))]

@@ -98,8 +98,9 @@ async fn ten_times_the_budget_sheds_quickly_and_memory_stays_bounded() {
         );
     }
     // The constant is what the process touches for the first time under any load, whatever the
-    // budget: mimalloc's per-thread segments (idle RSS 19 → 37–42 MiB in BENCHMARKS.md, phase 8),
-    // TLS and HTTP buffers. Buffering the shed requests instead of refusing them would grow
+    // budget: the allocator's arenas and thread caches (with mimalloc, the allocator until
+    // issue 12's second pass, this reached 62 MiB on CI; jemalloc touches less), TLS and HTTP
+    // buffers. Buffering the shed requests instead of refusing them would grow
     // memory by their 108 MB, far past it.
     const FIRST_TOUCH_KIB: u64 = 64 * 1024;
     let budget_kib = (BUDGET_UPLOADS * (PHOTO + 65_536) / 1024) as u64;
