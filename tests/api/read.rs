@@ -253,6 +253,55 @@ async fn the_read_cache_answers_repeats_and_304s_and_forgets_a_target_this_repli
     assert_eq!(resp.status(), 200);
 }
 
+/// Megan's object id in the emulators' seed (`MEGAN` is her UPN).
+const MEGAN_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000102";
+
+/// With a read scope that may look users up (here the consented `User.ReadWrite.All`), a UPN is
+/// keyed by its object id. README says the other case: `ProfilePhoto.Read.All`, the default, may
+/// not look users up, and a UPN is then an entry of its own until max-age.
+#[tokio::test]
+async fn one_user_is_one_cache_entry_whether_named_by_upn_or_object_id() {
+    let app = spawn_app_with(|v| {
+        v.push((
+            "PHOTO_GATEWAY_SCOPE_READ_USERS".into(),
+            "User.ReadWrite.All".into(),
+        ));
+    })
+    .await;
+    let token = app.token(DEMO);
+    let first = jpeg(500, 3);
+    assert!(
+        app.emus
+            .graph
+            .set_photo(&format!("/users/{MEGAN_ID}"), &first, "image/jpeg")
+    );
+    let template = "/users/{id}/photo/$value";
+    let by_upn = user_photo(MEGAN);
+    let by_id = user_photo(MEGAN_ID);
+    let resp = get(&app, &by_upn, &token).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), first);
+    // The object id names the same entry: answered from the cache.
+    let resp = get(&app, &by_id, &token).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), first);
+    assert_eq!(
+        graph_gets(&app, template, 200),
+        1,
+        "one entry for both names"
+    );
+
+    // A write by object id drops what a read by UPN cached: the next read by UPN is the new photo.
+    let second = jpeg(600, 4);
+    assert_eq!(
+        app.put_raw(&by_id, &token, second.clone()).await.status(),
+        200
+    );
+    let resp = get(&app, &by_upn, &token).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), second);
+    assert_eq!(graph_gets(&app, template, 200), 2);
+}
+
 #[tokio::test]
 async fn a_stale_copy_is_revalidated_with_its_etag_and_graphs_304_renews_it() {
     let app = spawn_app_with(|v| {
