@@ -46,6 +46,10 @@ pub struct SandboxArgs {
     /// Run only the emulators and write gateway.env for a separately started `photo-gateway serve`.
     #[arg(long)]
     pub emulators_only: bool,
+    /// The Graph emulator offers HTTP/2 as Graph does (ALPN h2, then http/1.1); the gateway then
+    /// speaks HTTP/2 to it, as it does to Graph. Off by default: HTTP/1.1 only.
+    #[arg(long)]
+    pub graph_http2: bool,
 }
 
 /// Subcommands of `photo-gateway sandbox`.
@@ -225,6 +229,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Box<dyn Error>> {
         graph_port: args.graph_port,
         extra_users: args.users,
         state_dir: Some(state_dir.clone()),
+        graph_http2: args.graph_http2,
         ..EmulatorOptions::default()
     })
     .await?;

@@ -154,6 +154,10 @@ struct Args {
     /// with --smoke).
     #[arg(long)]
     burst_wait_secs: Option<u64>,
+    /// The Graph emulator offers HTTP/2 (`sandbox --graph-http2`), as Graph does: the gateway then
+    /// speaks HTTP/2 to it, as in production (the default is HTTP/1.1, as the tests run).
+    #[arg(long)]
+    graph_http2: bool,
 }
 
 /// Everything the run uses, resolved from the arguments (written to the JSON).
@@ -181,6 +185,7 @@ struct Params {
     forward_requests: Vec<usize>,
     forward_rounds: usize,
     burst_wait_secs: u64,
+    graph_http2: bool,
 }
 
 const SIZE_50K: usize = 50 * 1024;
@@ -245,6 +250,7 @@ impl Params {
             },
             forward_rounds: a.forward_rounds.unwrap_or(if smoke { 1 } else { 2 }).max(1),
             burst_wait_secs: a.burst_wait_secs.unwrap_or(if smoke { 1 } else { 60 }),
+            graph_http2: a.graph_http2,
         };
         if p.concurrency == 0 || p.starts == 0 || p.memory_concurrency == 0 {
             return Err(
@@ -282,6 +288,7 @@ impl Params {
             "warmup_requests_per_phase": self.warmup(),
             "forward_phase": {"requests_per_variant": self.forward_requests, "rounds": self.forward_rounds, "workers": cores(), "burst": {"concurrency": self.memory_concurrency, "photo_bytes": self.memory_size, "wait_s": self.burst_wait_secs}},
             "http": "HTTP/1.1 keep-alive, one connection per concurrent request, one bearer token per user, round-robin over users",
+            "graph_emulator_protocols": if self.graph_http2 { "h2, http/1.1 (ALPN; the gateway speaks HTTP/2 to it, nginx HTTP/1.1)" } else { "http/1.1" },
             "gateway_env_overrides": {
                 "PHOTO_GATEWAY_LOG_LEVEL": "warn",
                 "PHOTO_GATEWAY_METRICS_ADDR": "off",
@@ -460,7 +467,8 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             .arg("--ready-file")
             .arg(&ready_file)
             .arg("--users")
-            .arg(sandbox_users.to_string()),
+            .arg(sandbox_users.to_string())
+            .args(p.graph_http2.then_some("--graph-http2")),
         &tmp.path().join("sandbox.log"),
     )?;
     let ready = procs::wait_for_file(&ready_file, &mut sandbox_child, Duration::from_secs(120))?;

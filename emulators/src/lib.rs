@@ -96,6 +96,10 @@ pub struct EmulatorOptions {
     pub record_capacity: usize,
     /// Subjects accepted in federated assertions (the app's federated identity credentials).
     pub federated_subjects: Vec<String>,
+    /// The Graph emulator offers HTTP/2 (ALPN `h2`, then `http/1.1`) as Graph does, so a client
+    /// that can, like the gateway's, speaks it. Off by default: the tests' connection faults
+    /// (resets, a listener refusing) are written against HTTP/1.1 connections.
+    pub graph_http2: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -110,6 +114,7 @@ impl Default for EmulatorOptions {
             max_photo_bytes: MAX_PHOTO_BYTES,
             record_capacity: 1000,
             federated_subjects: vec![DEFAULT_FEDERATED_SUBJECT.to_string()],
+            graph_http2: false,
         }
     }
 }
@@ -191,7 +196,12 @@ impl Emulators {
         ));
         let entra_server =
             server::start(entra_listener, tls.acceptor.clone(), entra_state.clone())?;
-        let graph_server = server::start(graph_listener, tls.acceptor, graph_state.clone())?;
+        let graph_tls = if opts.graph_http2 {
+            tls.h2_acceptor
+        } else {
+            tls.acceptor
+        };
+        let graph_server = server::start(graph_listener, graph_tls, graph_state.clone())?;
         Ok(Emulators {
             entra: EntraEmulator {
                 state: entra_state,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -179,9 +179,21 @@ fn spawn_connection<S: Service>(
             let ctl = svc_ctl.clone();
             async move { Ok::<_, Infallible>(dispatch(shared, req, peer, ctl).await) }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service);
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let io = TokioIo::new(stream);
+        let conn = async move {
+            if h2 {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(io, service)
+                    .await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(io, service)
+                    .await;
+            }
+        };
         tokio::select! {
             _ = conn => {}
             _ = ctl.reset.notified() => {}

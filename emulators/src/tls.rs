@@ -15,8 +15,10 @@ use tokio_rustls::TlsAcceptor;
 pub(crate) struct Tls {
     /// The CA certificate, PEM, for clients to trust.
     pub ca_pem: String,
-    /// Accepts TLS with the leaf certificate.
+    /// Accepts TLS with the leaf certificate, offering HTTP/1.1 only.
     pub acceptor: TlsAcceptor,
+    /// The same, offering HTTP/2 first (ALPN `h2`, then `http/1.1`), as Graph does.
+    pub h2_acceptor: TlsAcceptor,
 }
 
 /// Generates the CA and leaf (ECDSA P-256: fast to generate, every TLS client supports it).
@@ -55,10 +57,13 @@ pub(crate) fn generate() -> io::Result<Tls> {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .map_err(io::Error::other)?;
-    // The servers speak HTTP/1.1 only; advertising it keeps ALPN-aware clients from trying h2.
+    let mut h2_config = config.clone();
+    h2_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Advertising HTTP/1.1 alone keeps ALPN-aware clients from trying h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
         ca_pem: ca.pem(),
         acceptor: TlsAcceptor::from(Arc::new(config)),
+        h2_acceptor: TlsAcceptor::from(Arc::new(h2_config)),
     })
 }

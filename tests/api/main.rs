@@ -12,6 +12,7 @@ mod credentials;
 mod delete;
 mod entra_errors;
 mod graph_errors;
+mod graph_http2;
 mod images;
 mod jwks;
 mod mailboxes;

@@ -49,6 +49,9 @@ pub struct RecordedRequest {
     pub traceparent: Option<String>,
     /// What the emulator made of the photo (format, size, metadata), when a body was read.
     pub image: Option<ReceivedImage>,
+    /// The request's protocol, `HTTP/1.1` or `HTTP/2.0` (HTTP/2 only with `graph_http2`).
+    #[serde(default)]
+    pub http_version: String,
 }
 
 /// One (method, path template, status) counter.
@@ -152,6 +155,7 @@ impl GraphState {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
                 image: trace.image,
+                http_version: format!("{:?}", parts.version),
             };
             let mut ring = lock(&self.requests);
             if self.capacity > 0 {
