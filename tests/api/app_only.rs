@@ -10,8 +10,8 @@ use photo_gateway_emulators::roles::{HR_SYNC_CLIENT_ID, PHOTO_READER_CLIENT_ID};
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators, FaultRule};
 
 use crate::support::{
-    GatewayProcess, ME, MEGAN, RedisServer, TestApp, captured_logs, group_photo, jpeg, sha256_hex,
-    spawn_app, spawn_app_with, user_photo,
+    GatewayProcess, ME, MEGAN, RedisServer, TestApp, assert_no_clear_jwt, captured_logs,
+    group_photo, jpeg, sha256_hex, spawn_app, spawn_app_with, user_photo,
 };
 
 /// HR sync may write users' and groups' photos; the reader may only read users'.
@@ -333,7 +333,7 @@ async fn with_redis_a_second_gateway_takes_the_application_token_from_l2() {
     let stored = redis.keys("pgw:tok:*").await;
     let sealed: Vec<&String> = stored.iter().filter_map(|(_, v)| v.as_ref()).collect();
     assert_eq!(sealed.len(), 1, "{stored:?}");
-    assert!(!sealed[0].contains("eyJ"), "no JWT in the clear");
+    assert_no_clear_jwt(sealed[0]);
     drop(first);
 
     let second = GatewayProcess::spawn(&emus, &pairs).await;

@@ -224,3 +224,16 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A value kept in Redis holds no JWT in the clear (`eyJ…header.eyJ…payload.signature`). Looking
+/// for "eyJ" alone fails by chance: a sealed value is base64 of random bytes, in which any three
+/// given letters turn up in a few percent of runs.
+pub fn assert_no_clear_jwt(value: &str) {
+    let segments: Vec<&str> = value.split('.').collect();
+    assert!(
+        !segments
+            .windows(2)
+            .any(|w| w[0].contains("eyJ") && w[1].starts_with("eyJ")),
+        "a JWT in the clear: {value}"
+    );
+}
