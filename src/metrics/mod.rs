@@ -280,14 +280,24 @@ mod tests {
     #[test]
     fn installing_the_recorder_starts_its_upkeep() {
         assert!(super::install().is_some(), "the recorder was not installed");
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .expect("/proc/self/task")
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .map(|n| n.trim().to_owned())
-            .collect();
+        let names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("/proc/self/task")
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_owned())
+                .collect()
+        };
+        // A new thread carries its parent's name until it has started and named itself.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !names().iter().any(|n| n == super::UPKEEP_THREAD)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let seen = names();
         assert!(
-            names.iter().any(|n| n == super::UPKEEP_THREAD),
-            "no {} thread among {names:?}",
+            seen.iter().any(|n| n == super::UPKEEP_THREAD),
+            "no {} thread among {seen:?}",
             super::UPKEEP_THREAD
         );
     }
