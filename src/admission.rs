@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::AdmissionConfig;
 use crate::error::{ApiError, retry_after_secs};
 use crate::shared::GlobalLimits;
-use crate::shared::limits::{Lease, Window};
+use crate::shared::limits::{CallerRate, Lease, Take, Window};
 
 const MAILBOX_WINDOW: Duration = Duration::from_secs(30);
 
@@ -63,6 +63,60 @@ struct Rate {
 /// an app's own bucket is never one of its users'.
 const APP_ONLY_KEY: &str = "\u{0}app-only";
 
+/// Whose allowance a request takes: a signed-in user's (per app and user) or a daemon's (per
+/// app), with its rate as configured and this replica's share of it.
+#[derive(Debug, Clone, Copy)]
+pub struct RateSubject<'a> {
+    app: &'a str,
+    /// The user's object id, or [`APP_ONLY_KEY`].
+    user: &'a str,
+    configured: Rate,
+    local: Rate,
+}
+
+impl RateSubject<'_> {
+    fn app_only(&self) -> bool {
+        self.user == APP_ONLY_KEY
+    }
+
+    /// 429 `rate-limited`, retry after `wait`.
+    fn over(&self, wait: Duration) -> ApiError {
+        let detail = if self.app_only() {
+            format!(
+                "this app-only caller (application {}) is over {} requests per minute",
+                self.app, self.configured.per_min
+            )
+        } else {
+            format!(
+                "this caller (app and user) is over {} requests per minute",
+                self.configured.per_min
+            )
+        };
+        ApiError::RateLimited {
+            detail,
+            retry_after: retry_after_secs(wait),
+        }
+    }
+
+    /// The configured rate, as Redis counts it for every replica.
+    fn global(&self) -> CallerRate<'_> {
+        CallerRate {
+            app: self.app,
+            user: self.user,
+            per_min: self.configured.per_min,
+            burst: self.configured.burst,
+        }
+    }
+}
+
+/// Which of a caller's buckets in this replica: its share of the global rate (or the whole rate
+/// without Redis), or the pre-check of an upload whose global count is deferred.
+#[derive(Clone, Copy)]
+enum BucketUse {
+    Share,
+    PreCheck,
+}
+
 /// Budget held by one upload until it is dropped.
 pub struct Reservation {
     _upload: Option<OwnedSemaphorePermit>,
@@ -71,8 +125,16 @@ pub struct Reservation {
 
 /// A mailbox slot held during the Graph call.
 pub struct MailboxSlot {
-    _slot: Option<OwnedSemaphorePermit>,
-    _lease: Option<Lease>,
+    _permit: Option<OwnedSemaphorePermit>,
+    lease: Option<Lease>,
+}
+
+impl MailboxSlot {
+    /// The slot's Redis lease, for a release made together with another call; the slot itself
+    /// (this replica's permit, if any) stays held until dropped.
+    pub fn take_lease(&mut self) -> Option<Lease> {
+        self.lease.take()
+    }
 }
 
 /// One replica's share of a limit among `n` (0 stays off; never below 1).
@@ -98,13 +160,6 @@ fn mailbox_full(window_bytes: usize, wait: Duration) -> ApiError {
         detail: format!(
             "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds (Graph's per-mailbox limit)"
         ),
-        retry_after: retry_after_secs(wait),
-    }
-}
-
-fn caller_over(rate: u32, wait: Duration) -> ApiError {
-    ApiError::RateLimited {
-        detail: format!("this caller (app and user) is over {rate} requests per minute"),
         retry_after: retry_after_secs(wait),
     }
 }
@@ -188,21 +243,74 @@ impl Admission {
         })
     }
 
-    /// Takes one request from the caller's allowance (in Redis when shared), or says when to
+    /// A signed-in user's rate through `app` (`None`: the per-caller rate is off).
+    pub fn user_rate<'a>(&self, app: &'a str, user: &'a str) -> Option<RateSubject<'a>> {
+        (self.config.caller_rate_per_min > 0).then_some(RateSubject {
+            app,
+            user,
+            configured: Rate {
+                per_min: self.config.caller_rate_per_min,
+                burst: self.config.caller_burst,
+            },
+            local: Rate {
+                per_min: self.local.caller_rate_per_min,
+                burst: self.local.caller_burst,
+            },
+        })
+    }
+
+    /// An app-only caller's own rate, one bucket per calling app whichever users' photos it
+    /// changes (`None`: off).
+    pub fn app_rate<'a>(&self, app: &'a str) -> Option<RateSubject<'a>> {
+        let (configured, local) = self.app_rate;
+        (configured.per_min > 0).then_some(RateSubject {
+            app,
+            user: APP_ONLY_KEY,
+            configured,
+            local,
+        })
+    }
+
+    /// Takes one request from the subject's allowance (in Redis when shared), or says when to
     /// come back.
-    pub async fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
-        let rate = self.config.caller_rate_per_min;
-        if rate == 0 {
+    pub async fn check_rate(&self, subject: Option<RateSubject<'_>>) -> Result<(), ApiError> {
+        let Some(s) = subject else {
             return Ok(());
-        }
+        };
         if let Some(g) = &self.global {
-            match g.caller(app, user, rate, self.config.caller_burst).await {
+            match g.caller(s.global()).await {
                 Some(None) => return Ok(()),
-                Some(Some(wait)) => return Err(caller_over(rate, wait)),
+                Some(Some(wait)) => return Err(s.over(wait)),
                 None => {} // Redis failed: this replica's share.
             }
         }
-        self.check_caller_here(app, user)
+        self.check_here(&s)
+    }
+
+    /// An upload's rate: with Redis counting both it and the mailbox slot, it is counted in the
+    /// slot's round trip (`Ok(Some(subject))`: pass it to [`Admission::mailbox`]), which saves a
+    /// Redis round trip per upload; meanwhile a pre-check in this replica refuses at once a
+    /// caller that this replica alone has seen over the whole rate. Otherwise it is checked now
+    /// (`Ok(None)`).
+    pub async fn check_upload_rate<'a>(
+        &self,
+        subject: Option<RateSubject<'a>>,
+    ) -> Result<Option<RateSubject<'a>>, ApiError> {
+        match subject {
+            Some(s) if self.global.is_some() && self.config.mailbox_concurrency > 0 => {
+                match self.take(&s, BucketUse::PreCheck) {
+                    None => Ok(Some(s)),
+                    Some(wait) => Err(s.over(wait)),
+                }
+            }
+            s => self.check_rate(s).await.map(|()| None),
+        }
+    }
+
+    /// Takes one request from the caller's allowance (in Redis when shared), or says when to
+    /// come back.
+    pub async fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
+        self.check_rate(self.user_rate(app, user)).await
     }
 
     /// Sets app-only callers' own rate (per calling app; 0 = off), shared among the replicas like
@@ -218,60 +326,36 @@ impl Admission {
         self
     }
 
-    /// Within the app-only caller `app`'s own rate (one bucket per calling app, whichever users'
-    /// photos it changes), or 429 `rate-limited` with when to retry.
+    /// Within the app-only caller `app`'s own rate, or 429 `rate-limited` with when to retry.
     pub async fn check_app(&self, app: &str) -> Result<(), ApiError> {
-        let (configured, local) = self.app_rate;
-        if configured.per_min == 0 {
-            return Ok(());
-        }
-        let over = |wait| ApiError::RateLimited {
-            detail: format!(
-                "this app-only caller (application {app}) is over {} requests per minute",
-                configured.per_min
-            ),
-            retry_after: retry_after_secs(wait),
-        };
-        if let Some(g) = &self.global {
-            match g
-                .caller(app, APP_ONLY_KEY, configured.per_min, configured.burst)
-                .await
-            {
-                Some(None) => return Ok(()),
-                Some(Some(wait)) => return Err(over(wait)),
-                None => {} // Redis failed: this replica's share.
-            }
-        }
-        match self.take(app, APP_ONLY_KEY, local) {
+        self.check_rate(self.app_rate(app)).await
+    }
+
+    /// The subject's share of its rate in this replica.
+    fn check_here(&self, s: &RateSubject<'_>) -> Result<(), ApiError> {
+        match self.take(s, BucketUse::Share) {
             None => Ok(()),
-            Some(wait) => Err(over(wait)),
+            Some(wait) => Err(s.over(wait)),
         }
     }
 
-    /// The caller's token bucket in this replica.
-    fn check_caller_here(&self, app: &str, user: &str) -> Result<(), ApiError> {
-        let local = Rate {
-            per_min: self.local.caller_rate_per_min,
-            burst: self.local.caller_burst,
-        };
-        match self.take(app, user, local) {
-            None => Ok(()),
-            Some(wait) => Err(caller_over(self.config.caller_rate_per_min, wait)),
-        }
-    }
-
-    /// Takes one request from the bucket of (app, user) in this replica: `None` when allowed,
+    /// Takes one request from one of the subject's buckets in this replica: `None` when allowed,
     /// else how long until it would be.
-    fn take(&self, app: &str, user: &str, rate: Rate) -> Option<Duration> {
+    fn take(&self, s: &RateSubject<'_>, which: BucketUse) -> Option<Duration> {
+        let (rate, tag) = match which {
+            BucketUse::Share => (s.local, ""),
+            BucketUse::PreCheck => (s.configured, "\u{0}pre"),
+        };
         let burst = f64::from(rate.burst.max(1));
-        let rate = rate.per_min;
-        let per_sec = f64::from(rate) / 60.0;
-        let bucket = self.buckets.get_with(format!("{app}\u{0}{user}"), || {
-            Arc::new(Mutex::new(Bucket {
-                tokens: burst,
-                updated: Instant::now(),
-            }))
-        });
+        let per_sec = f64::from(rate.per_min) / 60.0;
+        let bucket = self
+            .buckets
+            .get_with(format!("{}\u{0}{}{tag}", s.app, s.user), || {
+                Arc::new(Mutex::new(Bucket {
+                    tokens: burst,
+                    updated: Instant::now(),
+                }))
+            });
         let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec).min(burst);
@@ -290,28 +374,49 @@ impl Admission {
 
     /// Waits briefly for a slot of the app's mailbox and room in its 30-second byte window, as
     /// Graph's per-mailbox limits require, or refuses with 429 rather than provoking Graph's own.
+    /// `rate` is a caller's rate left by [`Admission::check_upload_rate`] to be counted here.
     pub async fn mailbox(
         &self,
         app: &str,
         mailbox: &str,
         bytes: usize,
+        mut rate: Option<RateSubject<'_>>,
     ) -> Result<MailboxSlot, ApiError> {
         let (conc, window_bytes) = (
             self.config.mailbox_concurrency,
             self.config.mailbox_bytes_per_30s,
         );
+        if conc == 0 {
+            // No slot to count it with (`check_upload_rate` defers only when there is one).
+            self.check_rate(rate.take()).await?;
+        }
         if conc == 0 && window_bytes == 0 {
             return Ok(MailboxSlot {
-                _slot: None,
-                _lease: None,
+                _permit: None,
+                lease: None,
             });
         }
         let deadline = Instant::now() + self.config.mailbox_queue;
         if let Some(g) = &self.global
-            && let Some(answer) =
-                Self::mailbox_shared(g, app, mailbox, bytes, conc, window_bytes, deadline).await
+            && let Some(answer) = Self::mailbox_shared(
+                g,
+                Want {
+                    app,
+                    mailbox,
+                    bytes,
+                    conc,
+                    window_bytes,
+                },
+                &mut rate,
+                deadline,
+            )
+            .await
         {
             return answer;
+        }
+        if let Some(s) = rate {
+            // Redis failed before counting it: this replica's share.
+            self.check_here(&s)?;
         }
         // Redis failed (or is off): this replica's share.
         let (conc, window_bytes) = (
@@ -373,50 +478,46 @@ impl Admission {
             }
         }
         Ok(MailboxSlot {
-            _slot: slot,
-            _lease: None,
+            _permit: slot,
+            lease: None,
         })
     }
 
-    /// The mailbox limits counted in Redis for every replica; `None` when Redis failed (a lease
-    /// already taken is then given back).
+    /// The mailbox limits (and a deferred caller's rate: taken out of `rate` once counted)
+    /// counted in Redis for every replica; `None` when Redis failed (a lease already taken is
+    /// then given back).
     async fn mailbox_shared(
         g: &Arc<GlobalLimits>,
-        app: &str,
-        mailbox: &str,
-        bytes: usize,
-        conc: usize,
-        window_bytes: usize,
+        w: Want<'_>,
+        rate: &mut Option<RateSubject<'_>>,
         deadline: Instant,
     ) -> Option<Result<MailboxSlot, ApiError>> {
-        // With both limits on, the slot and the bytes are asked for in one round trip; the
-        // window is asked again alone only if it was full.
-        let mut counted = window_bytes == 0;
-        let lease = if conc > 0 {
+        // With both limits on, the slot and the bytes are asked for in one round trip (with the
+        // caller's rate, if deferred); the window is asked again alone only if it was full.
+        let mut counted = w.window_bytes == 0;
+        let lease = if w.conc > 0 {
             loop {
-                let taken = if counted {
-                    g.try_slot(app, mailbox, conc).await?.map(|l| (l, None))
-                } else {
-                    g.try_slot_and_window(app, mailbox, conc, window_bytes, bytes)
-                        .await?
-                        .map(|(l, w)| (l, Some(w)))
-                };
-                match taken {
-                    Some((lease, window)) => {
+                let window = (!counted).then_some((w.window_bytes, w.bytes));
+                let global = rate.as_ref().map(RateSubject::global);
+                match g.try_take(w.app, w.mailbox, w.conc, window, global).await? {
+                    // Only asked with a rate (else: a confused answer, so fall back).
+                    Take::OverRate(wait) => return Some(Err(rate.take()?.over(wait))),
+                    Take::Slot(lease, window) => {
+                        *rate = None;
                         match window {
-                            Some(Window::Fits) => counted = true,
-                            Some(Window::Full(w)) if Instant::now() + w > deadline => {
-                                return Some(Err(mailbox_full(window_bytes, w)));
+                            Window::Fits => counted = true,
+                            Window::Full(wait) if Instant::now() + wait > deadline => {
+                                return Some(Err(mailbox_full(w.window_bytes, wait)));
                             }
-                            Some(Window::Full(w)) => tokio::time::sleep(w).await,
-                            None => {}
+                            Window::Full(wait) => tokio::time::sleep(wait).await,
                         }
                         break Some(lease);
                     }
-                    None => {
+                    Take::Busy => {
+                        *rate = None;
                         let pause = SLOT_POLL + SLOT_POLL.mul_f64(rand::random::<f64>());
                         if Instant::now() + pause > deadline {
-                            return Some(Err(mailbox_busy(conc)));
+                            return Some(Err(mailbox_busy(w.conc)));
                         }
                         tokio::time::sleep(pause).await;
                     }
@@ -427,20 +528,31 @@ impl Admission {
         };
         if !counted {
             loop {
-                match g.window(app, mailbox, window_bytes, bytes).await? {
+                match g.window(w.app, w.mailbox, w.window_bytes, w.bytes).await? {
                     Window::Fits => break,
-                    Window::Full(w) if Instant::now() + w <= deadline => {
-                        tokio::time::sleep(w).await
+                    Window::Full(wait) if Instant::now() + wait <= deadline => {
+                        tokio::time::sleep(wait).await
                     }
-                    Window::Full(w) => return Some(Err(mailbox_full(window_bytes, w))),
+                    Window::Full(wait) => return Some(Err(mailbox_full(w.window_bytes, wait))),
                 }
             }
         }
         Some(Ok(MailboxSlot {
-            _slot: None,
-            _lease: lease,
+            _permit: None,
+            lease,
         }))
     }
+}
+
+/// What an upload asks of a mailbox: a slot of `conc` (0: none) and `bytes` in its window of
+/// `window_bytes` (0: none), for `app`.
+#[derive(Clone, Copy)]
+struct Want<'a> {
+    app: &'a str,
+    mailbox: &'a str,
+    bytes: usize,
+    conc: usize,
+    window_bytes: usize,
 }
 
 #[cfg(test)]
@@ -517,20 +629,23 @@ mod tests {
     #[tokio::test]
     async fn mailbox_concurrency_and_bytes() {
         let l = Admission::new(cfg());
-        let slot = l.mailbox("app", "M", 10).await.unwrap();
+        let slot = l.mailbox("app", "M", 10, None).await.unwrap();
         assert!(
             matches!(
-                l.mailbox("app", "m", 10).await,
+                l.mailbox("app", "m", 10, None).await,
                 Err(ApiError::RateLimited { .. })
             ),
             "same mailbox, case-insensitive"
         );
-        assert!(l.mailbox("other-app", "m", 10).await.is_ok(), "per app");
+        assert!(
+            l.mailbox("other-app", "m", 10, None).await.is_ok(),
+            "per app"
+        );
         drop(slot);
-        assert!(l.mailbox("app", "m", 80).await.is_ok());
+        assert!(l.mailbox("app", "m", 80, None).await.is_ok());
         assert!(
             matches!(
-                l.mailbox("app", "m", 20).await,
+                l.mailbox("app", "m", 20, None).await,
                 Err(ApiError::RateLimited {
                     retry_after: 30,
                     ..

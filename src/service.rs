@@ -24,7 +24,7 @@ use reqwest::Method;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::admission::{Admission, MailboxSlot, Reservation};
+use crate::admission::{Admission, MailboxSlot, RateSubject, Reservation};
 use crate::auth::{
     AppPolicy, Caller, CallerPolicy, Credentials, Principal, TokenValidator, bearer_token,
 };
@@ -168,8 +168,12 @@ impl PhotoService {
         self.authorize(up)?;
         let options = self.image_policy.resolve(&up.image)?;
         // The caller's rate comes first whatever else refuses the request; with the Redis tier
-        // it is a round trip, so it runs while the body arrives (see `receive`).
-        let caller = std::pin::pin!(self.check_rate(up.caller));
+        // it is a round trip, so it runs while the body arrives (see `receive`), or it is left
+        // to the mailbox slot's round trip (`Admission::check_upload_rate`).
+        let caller = std::pin::pin!(
+            self.admission
+                .check_upload_rate(self.rate_subject(up.caller))
+        );
         let _reservation = match self.admit(up) {
             Ok(r) => r,
             Err(e) => return Err(caller.await.err().unwrap_or(e)),
@@ -178,14 +182,14 @@ impl PhotoService {
             let e = ApiError::MethodNotAllowed("this target cannot be written".into(), "GET");
             return Err(caller.await.err().unwrap_or(e));
         };
-        let (received, token) = self
+        let (received, token, rate) = self
             .receive(up, body, scope, caller, &mut progress.received)
             .await?;
         metrics::photo_bytes(received.len());
         let (photo, input, output) = self.prepare(&received, &options).await?;
         drop(received);
         progress.prepared = Some(photo.clone());
-        let _slot = self.mailbox_slot(up, &photo, &token, scope).await?;
+        let mut slot = self.mailbox_slot(up, &photo, &token, scope, rate).await?;
         let graph_path = up.target.graph_path();
         // Written before Graph is called: a caller that disconnects mid-call still leaves a
         // trace of a change that may have happened.
@@ -202,8 +206,10 @@ impl PhotoService {
             scope,
             up.request_id,
             traceparent.as_deref(),
+            slot.take_lease(),
         )
         .await;
+        drop(slot);
         let graph_request_id = sent?;
         Ok(receipt(
             up,
@@ -240,13 +246,16 @@ impl PhotoService {
 
     /// Within the caller's own rate: per (app, user) for a signed-in user, per app for a daemon.
     pub(crate) async fn check_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.admission.check_rate(self.rate_subject(caller)).await
+    }
+
+    /// Whose allowance the caller's requests take, `None` when its rate is off.
+    fn rate_subject<'a>(&self, caller: &'a Caller) -> Option<RateSubject<'a>> {
         match &caller.principal {
-            Principal::User(user) => {
-                self.admission
-                    .check_caller(&caller.client_app_id, &user.object_id)
-                    .await
-            }
-            Principal::App(_) => self.admission.check_app(&caller.client_app_id).await,
+            Principal::User(user) => self
+                .admission
+                .user_rate(&caller.client_app_id, &user.object_id),
+            Principal::App(_) => self.admission.app_rate(&caller.client_app_id),
         }
     }
 
@@ -333,27 +342,30 @@ impl PhotoService {
 
     /// Reads the photo while the caller's rate is checked and then the Graph token obtained: on
     /// a cache miss the caller waits for the slower of the two, not their sum, and the rate's
-    /// Redis round trip hides behind the body. The token step waits for the rate, so an
-    /// over-rate caller never causes a token exchange; its 429 is answered as soon as it is
-    /// known (what is left of the body is drained or the connection closed, `http/conn.rs`),
-    /// and wins over whatever the body would have caused, as when it was checked first.
-    async fn receive(
+    /// Redis round trip hides behind the body. The token step waits for the rate, so a caller
+    /// found over it never causes a token exchange; its 429 is answered as soon as it is known
+    /// (what is left of the body is drained or the connection closed, `http/conn.rs`), and wins
+    /// over whatever the body would have caused, as when it was checked first. (With Redis and a
+    /// mailbox limit, only this replica's pre-check is known here: the global count comes with
+    /// the mailbox slot, and the rate's outcome, `R`, is handed on for it.)
+    async fn receive<R>(
         &self,
         up: &PhotoUpdate<'_>,
         body: BodyStream,
         scope: &str,
-        caller: impl Future<Output = Result<(), ApiError>>,
+        caller: impl Future<Output = Result<R, ApiError>>,
         received: &mut Option<Photo>,
-    ) -> Result<(Photo, Arc<GraphToken>), ApiError> {
+    ) -> Result<(Photo, Arc<GraphToken>, R), ApiError> {
         enum Refused {
             Caller(ApiError),
             Token(OboError),
         }
         let photo = read_photo(up.body, body, self.upload);
         let token = async {
-            caller.await.map_err(Refused::Caller)?;
+            let rate = caller.await.map_err(Refused::Caller)?;
             self.graph_token(up.caller, scope, up.traceparent)
                 .await
+                .map(|t| (t, rate))
                 .map_err(Refused::Token)
         };
         let (mut photo, mut token) = (std::pin::pin!(photo), std::pin::pin!(token));
@@ -372,7 +384,8 @@ impl PhotoService {
         let photo = photo?;
         // Known from here on, for the audit line, even if the token exchange failed.
         *received = Some(photo.clone());
-        Ok((photo, token?))
+        let (token, rate) = token?;
+        Ok((photo, token, rate))
     }
 
     /// The image stage: the received photo becomes the one to send (oriented, cropped, scaled,
@@ -431,6 +444,7 @@ impl PhotoService {
         photo: &Photo,
         token: &GraphToken,
         scope: &str,
+        rate: Option<RateSubject<'_>>,
     ) -> Result<MailboxSlot, ApiError> {
         let name = Self::mailbox_name(up.caller, up.target)?;
         let mailbox = if self.admission.limits_mailboxes() {
@@ -447,7 +461,7 @@ impl PhotoService {
             Cow::Borrowed(name.as_str())
         };
         self.admission
-            .mailbox(&up.caller.client_app_id, &mailbox, photo.len())
+            .mailbox(&up.caller.client_app_id, &mailbox, photo.len(), rate)
             .await
     }
 

@@ -122,7 +122,13 @@ impl Application {
             .as_ref()
             .filter(|_| read_cache.enabled())
             .map(|(r, _)| {
-                let invalidation = Invalidation::new(r.clone());
+                // A mark outlives every entry it covers: served for max-age from Graph's answer,
+                // which comes at most the Graph deadline after the mark was set.
+                let invalidation = Invalidation::new(r.clone()).with_mark_ttl(
+                    read_cache.max_age()
+                        + config.graph.deadline
+                        + std::time::Duration::from_secs(5),
+                );
                 let (on_change, on_flush) = (read_cache.clone(), read_cache.clone());
                 invalidation.spawn_subscriber(
                     move |tenant, target| {

@@ -246,10 +246,13 @@ pub fn redis_fallback(what: &'static str) {
     ::metrics::counter!("photo_gateway_redis_fallbacks_total", "use" => what).increment(1);
 }
 
-/// An invalidation was offered to the other replicas: `sent`, `failed` (Redis) or `oversized`.
-pub fn invalidation_published(result: &'static str) {
-    ::metrics::counter!("photo_gateway_redis_invalidations_published_total", "result" => result)
-        .increment(1);
+/// `n` invalidations were offered to the other replicas: `sent`, `unneeded` (no replica had
+/// marked the target as cached), `failed` (Redis) or `oversized`.
+pub fn invalidation_published(result: &'static str, n: usize) {
+    if n > 0 {
+        ::metrics::counter!("photo_gateway_redis_invalidations_published_total", "result" => result)
+            .increment(n as u64);
+    }
 }
 
 /// A message arrived on the invalidation channel: `applied` (another replica's), `own` or

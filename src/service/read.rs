@@ -23,6 +23,8 @@ use crate::graph::{
 };
 use crate::metrics;
 use crate::read_cache::CachedPhoto;
+use crate::shared::invalidate::Notice;
+use crate::shared::limits::Lease;
 use crate::telemetry::outbound_traceparent;
 use crate::token::GraphToken;
 
@@ -135,6 +137,7 @@ impl PhotoService {
             return Ok(answer(c.clone(), r.if_none_match));
         }
         let etag = cached.as_ref().map(|c| c.etag.clone());
+        let cacheable = self.mark(tenant, &key).await;
         let read = self
             .with_fresh_token(r.caller, scope, r.traceparent, token, |t| {
                 let (call, etag) = (&call, etag.as_deref());
@@ -183,7 +186,9 @@ impl PhotoService {
                 return Err(e);
             }
         };
-        self.read_cache.put(tenant, &key, size, photo.clone()).await;
+        if cacheable {
+            self.read_cache.put(tenant, &key, size, photo.clone()).await;
+        }
         Ok(answer(photo, r.if_none_match))
     }
 
@@ -239,6 +244,7 @@ impl PhotoService {
             scope,
             d.request_id,
             traceparent.as_deref(),
+            None,
         )
         .await;
         result
@@ -334,7 +340,13 @@ impl PhotoService {
     }
 
     /// The read cache forgets a target this replica changed or deleted (every size; and the
-    /// lowercased UPN too, which reads key by when Graph would not tell the object id).
+    /// lowercased UPN too, which reads key by when Graph would not tell the object id), and with
+    /// Redis the other replicas that may cache it are told, in one round trip that also releases
+    /// the upload's mailbox `lease` (if any; without Redis to tell, dropping it releases it).
+    /// Announced before the write's answer, so a read that follows it on another replica does
+    /// not find the old photo. A failure is counted, never the request's error: the other
+    /// replicas' copies then live at most `READ_CACHE_MAX_AGE_SECS`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn forget(
         &self,
         caller: &Caller,
@@ -343,34 +355,44 @@ impl PhotoService {
         scope: &str,
         request_id: &str,
         traceparent: Option<&str>,
+        lease: Option<Lease>,
     ) {
         if !self.read_cache.enabled() {
             return;
         }
         let tenant = caller.tenant_id.as_str();
-        let key = self
-            .cache_target(caller, target, token, scope, request_id, traceparent)
-            .await;
-        self.read_cache.invalidate(tenant, &key).await;
-        self.publish(tenant, &key).await;
+        let mut keys = vec![
+            self.cache_target(caller, target, token, scope, request_id, traceparent)
+                .await,
+        ];
         if let Ok(MailboxName::Upn(upn)) = Self::mailbox_name(caller, target) {
             let by_upn = format!("/users/{}", encode_id(&upn.to_lowercase()));
-            let key = match target {
+            keys.push(match target {
                 PhotoTarget::UserContact { contact, .. } => {
                     format!("{by_upn}/contacts/{}", encode_id(contact))
                 }
                 _ => by_upn,
-            };
-            self.read_cache.invalidate(tenant, &key).await;
-            self.publish(tenant, &key).await;
+            });
+        }
+        for key in &keys {
+            self.read_cache.invalidate(tenant, key).await;
+        }
+        if let Some(invalidation) = &self.invalidation {
+            let notices: Vec<Notice> = keys
+                .iter()
+                .filter_map(|k| invalidation.notice(tenant, k))
+                .collect();
+            invalidation.announce(&notices, lease).await;
         }
     }
 
-    /// The other replicas drop the target too (with Redis; a failure is counted, never the
-    /// request's error: their copies then live at most `READ_CACHE_MAX_AGE_SECS`).
-    async fn publish(&self, tenant: &str, key: &str) {
-        if let Some(invalidation) = &self.invalidation {
-            invalidation.publish(tenant, key).await;
+    /// With Redis, records that this replica is about to cache (tenant, key), before the Graph
+    /// read whose answer it caches; false when that failed (the answer must not be cached, since
+    /// no replica's change of it would be announced).
+    async fn mark(&self, tenant: &str, key: &str) -> bool {
+        match &self.invalidation {
+            Some(invalidation) => invalidation.mark(tenant, key).await,
+            None => true,
         }
     }
 }

@@ -7,9 +7,17 @@
 //!   a random id per process, so a replica skips what it published itself (its own cache was
 //!   already invalidated where the write happened). Anything malformed or over
 //!   [`MAX_MESSAGE_BYTES`] is counted and ignored: the channel is not trusted to be well-formed.
-//! - **Publishing** goes through [`Redis::call`], so it has the per-call deadline and the tier's
-//!   health like every other call; a failure is counted and logged (once per state change by the
-//!   tier), never the caller's error: the write itself succeeded.
+//! - **Marks**: a replica about to cache a target sets `{prefix}cached:{hash}` first
+//!   ([`Invalidation::mark`], before its Graph read); a change is published only while that mark
+//!   exists, and the publish drops it. Uploads to targets that no replica caches (most of them)
+//!   thus cost no message, and no wake-up of every replica's subscriber. The mark is set before
+//!   the read it covers, so a change either finds it or happened before that read (and the read
+//!   saw the change); a replica that could not set it does not cache.
+//! - **Announcing** is one Lua script per change (marks checked and dropped, messages published,
+//!   and the upload's mailbox lease released in the same round trip), through [`Redis::call`], so
+//!   it has the per-call deadline and the tier's health like every other call; a failure is
+//!   counted and logged (once per state change by the tier), never the caller's error: the write
+//!   itself succeeded.
 //! - **Pub/sub is fire-and-forget**: a message sent while a subscriber was disconnected is lost.
 //!   So whenever the subscription is established again after being lost (or after failing to be
 //!   established), the `on_flush` callback runs: the replica empties its read cache rather than
@@ -20,9 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::Script;
 use serde::{Deserialize, Serialize};
 
-use super::{Redis, Use};
+use super::limits::Lease;
+use super::{Redis, Use, hashed};
 use crate::metrics;
 
 /// Largest message accepted (and published): a tenant id, a target (UPN or id) and the origin
@@ -34,6 +44,23 @@ pub const PING_EVERY: Duration = Duration::from_secs(5);
 /// jitter, so that replicas do not reconnect in step after Redis returns.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a mark lasts unless set again, when [`Invalidation::with_mark_ttl`] is not called.
+const DEFAULT_MARK_TTL: Duration = Duration::from_secs(600);
+
+/// KEYS: the marks, then the lease set when ARGV[2] is not empty; ARGV: the channel, the lease id
+/// or '', a message per mark. Publishes the messages whose marks existed (dropping the marks) and
+/// releases the lease; returns how many were published.
+const ANNOUNCE: &str = "
+local n = #ARGV - 2
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[n + 1], ARGV[2]) end
+local sent = 0
+for i = 1, n do
+  if redis.call('DEL', KEYS[i]) == 1 then
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
+    sent = sent + 1
+  end
+end
+return sent";
 
 #[derive(Serialize)]
 struct Outgoing<'a> {
@@ -71,6 +98,15 @@ pub struct Invalidation {
     redis: Arc<Redis>,
     channel: String,
     origin: String,
+    mark_ttl: Duration,
+    announce: Script,
+}
+
+/// A change of one target, to announce to the replicas that may cache it.
+#[derive(Debug)]
+pub struct Notice {
+    mark: String,
+    message: String,
 }
 
 impl Invalidation {
@@ -82,6 +118,99 @@ impl Invalidation {
             redis,
             channel,
             origin: uuid::Uuid::new_v4().simple().to_string(),
+            mark_ttl: DEFAULT_MARK_TTL,
+            announce: Script::new(ANNOUNCE),
+        }
+    }
+
+    /// Marks last `ttl`: at least as long as a cached entry is served without asking Graph, plus
+    /// the longest Graph read (the entry's age counts from the read's answer, the mark's from
+    /// before the read).
+    pub fn with_mark_ttl(mut self, ttl: Duration) -> Invalidation {
+        self.mark_ttl = ttl;
+        self
+    }
+
+    fn mark_key(&self, tenant: &str, target: &str) -> String {
+        format!(
+            "{}cached:{}",
+            self.redis.prefix(),
+            hashed(&[&tenant.to_ascii_lowercase(), target])
+        )
+    }
+
+    /// Records that this replica is about to cache (tenant, target), so that changes of it are
+    /// announced. Must complete before the Graph read whose answer is cached; false when Redis
+    /// failed: the answer must then not be cached (no change would be announced to it).
+    pub async fn mark(&self, tenant: &str, target: &str) -> bool {
+        let key = self.mark_key(tenant, target);
+        let ttl_ms = u64::try_from(self.mark_ttl.as_millis()).unwrap_or(u64::MAX);
+        self.redis
+            .call(Use::Invalidation, |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1u8)
+                    .arg("PX")
+                    .arg(ttl_ms.max(1))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+            .is_some()
+    }
+
+    /// The notice of a change of (tenant, target), `None` (counted) when its message would be
+    /// over [`MAX_MESSAGE_BYTES`].
+    pub fn notice(&self, tenant: &str, target: &str) -> Option<Notice> {
+        let Some(message) = encode(&self.origin, tenant, target) else {
+            metrics::invalidation_published("oversized", 1);
+            return None;
+        };
+        Some(Notice {
+            mark: self.mark_key(tenant, target),
+            message,
+        })
+    }
+
+    /// Tells the replicas that may cache them about `notices` (those whose marks exist), and
+    /// releases `lease` in the same round trip. A failure is counted, never returned: the change
+    /// itself happened; the lease then ends by itself.
+    pub async fn announce(&self, notices: &[Notice], lease: Option<Lease>) {
+        if notices.is_empty() && lease.is_none() {
+            return;
+        }
+        let lease = lease.map(Lease::into_release);
+        let sent: Option<usize> = self
+            .redis
+            .call(Use::Invalidation, |mut c| {
+                let lease = lease.as_ref();
+                async move {
+                    let mut call = self.announce.prepare_invoke();
+                    for n in notices {
+                        call.key(&n.mark);
+                    }
+                    call.arg(&self.channel);
+                    match lease {
+                        Some((key, id)) => {
+                            call.key(key).arg(id);
+                        }
+                        None => {
+                            call.arg("");
+                        }
+                    }
+                    for n in notices {
+                        call.arg(&n.message);
+                    }
+                    call.invoke_async(&mut c).await
+                }
+            })
+            .await;
+        match sent {
+            Some(sent) => {
+                metrics::invalidation_published("sent", sent);
+                metrics::invalidation_published("unneeded", notices.len().saturating_sub(sent));
+            }
+            None => metrics::invalidation_published("failed", notices.len()),
         }
     }
 
@@ -101,7 +230,7 @@ impl Invalidation {
     /// their TTL.
     pub async fn publish(&self, tenant: &str, target: &str) -> bool {
         let Some(payload) = encode(&self.origin, tenant, target) else {
-            metrics::invalidation_published("oversized");
+            metrics::invalidation_published("oversized", 1);
             return false;
         };
         let sent = self
@@ -118,7 +247,7 @@ impl Invalidation {
             })
             .await
             .is_some();
-        metrics::invalidation_published(if sent { "sent" } else { "failed" });
+        metrics::invalidation_published(if sent { "sent" } else { "failed" }, 1);
         sent
     }
 

@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use sha2::{Digest, Sha256};
 
-use super::{Redis, Use};
+use super::{Redis, Use, hashed};
 
 const NOW: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) ";
 
@@ -52,15 +51,51 @@ local function window(key, limit, bytes, id, now)
 end
 ";
 
+/// GCRA as a Lua function: `gcra(key, interval, burst, now)` takes one request from the
+/// allowance kept in `key` and returns 0, or (taking nothing) the milliseconds until it would.
+const GCRA_FN: &str = "
+local function gcra(key, interval, burst, now)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if now < allow_at then return math.ceil(allow_at - now) end
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+  return 0
+end
+";
+
+/// A caller's rate: `per_min` sustained, bursts of `burst`.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerRate<'a> {
+    /// The calling app.
+    pub app: &'a str,
+    /// The user (or the app-only key).
+    pub user: &'a str,
+    /// Requests per minute.
+    pub per_min: u32,
+    /// Burst.
+    pub burst: u32,
+}
+
+/// What [`GlobalLimits::try_take`] got.
+pub enum Take {
+    /// A slot (renewed until dropped), and what the byte window said (`Fits` when it is off).
+    Slot(Lease, Window),
+    /// Every slot is leased (the caller's rate, if asked for, was taken).
+    Busy,
+    /// The caller is over its rate by this long; nothing was taken.
+    OverRate(Duration),
+}
+
 /// The scripts and the connection.
 pub struct GlobalLimits {
     redis: Arc<Redis>,
     lease: Duration,
     gcra: Script,
-    acquire: Script,
+    take: Script,
     renew: Script,
     bytes: Script,
-    slot_and_bytes: Script,
 }
 
 /// What the byte window said.
@@ -72,15 +107,6 @@ pub enum Window {
     Full(Duration),
 }
 
-fn hashed(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0u8]);
-    }
-    hex::encode(&h.finalize()[..16])
-}
-
 impl GlobalLimits {
     /// The limits on `redis`; mailbox slots are leased for `lease` at a time.
     pub fn new(redis: Arc<Redis>, lease: Duration) -> GlobalLimits {
@@ -89,27 +115,8 @@ impl GlobalLimits {
             lease,
             // KEYS[1] the caller's arrival time; ARGV: ms between requests, burst.
             gcra: Script::new(&format!(
-                "{NOW}
-                local interval = tonumber(ARGV[1])
-                local burst = tonumber(ARGV[2])
-                local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-                if tat < now then tat = now end
-                local new_tat = tat + interval
-                local allow_at = new_tat - burst * interval
-                if now < allow_at then return math.ceil(allow_at - now) end
-                redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-                return 0"
-            )),
-            // KEYS[1] the leases; ARGV: limit, lease ms, lease id. 1: taken; 0: full.
-            acquire: Script::new(&format!(
-                "{NOW}
-                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-                if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-                  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-                  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
-                  return 1
-                end
-                return 0"
+                "{NOW} {GCRA_FN}
+                return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)"
             )),
             // KEYS[1] the leases; ARGV: lease ms, lease id. 1: renewed; 0: it had ended.
             renew: Script::new(&format!(
@@ -126,17 +133,24 @@ impl GlobalLimits {
                 "{NOW} local span = {WINDOW_MS} {WINDOW_FN}
                 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], now)"
             )),
-            // Both mailbox limits in one round trip. KEYS[1] the leases, KEYS[2] the window;
-            // ARGV: limit, lease ms, lease id, limit bytes, these bytes, upload id. {0, 0}: all
-            // slots leased (the window untouched); {1, 0}: slot taken and bytes counted; {1, ms}:
-            // slot taken, the window full for ms more (the caller waits holding the slot, as it
-            // would with two calls).
-            slot_and_bytes: Script::new(&format!(
-                "{NOW} local span = {WINDOW_MS} {WINDOW_FN}
+            // A mailbox slot, its bytes and the caller's rate in one round trip. KEYS[1] the
+            // leases, KEYS[2] the window, KEYS[3] (optional) the caller's arrival time; ARGV:
+            // limit, lease ms, lease id, limit bytes (0: no window), these bytes, upload id, and
+            // with KEYS[3] ms between requests and burst. {2, ms}: the caller is over its rate
+            // (nothing taken); {0, 0}: all slots leased (the window untouched, the rate taken);
+            // {1, 0}: slot taken and bytes counted; {1, ms}: slot taken, the window full for ms
+            // more (the caller waits holding the slot).
+            take: Script::new(&format!(
+                "{NOW} local span = {WINDOW_MS} {WINDOW_FN} {GCRA_FN}
+                if KEYS[3] then
+                  local w = gcra(KEYS[3], tonumber(ARGV[7]), tonumber(ARGV[8]), now)
+                  if w > 0 then return {{2, w}} end
+                end
                 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
                 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return {{0, 0}} end
                 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
                 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+                if tonumber(ARGV[4]) == 0 then return {{1, 0}} end
                 return {{1, window(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], now)}}"
             )),
         }
@@ -149,27 +163,32 @@ impl GlobalLimits {
 
     /// Takes one request from the caller's allowance: `Some(None)` allowed, `Some(Some(wait))`
     /// over the rate, `None` Redis failed.
-    pub async fn caller(
-        &self,
-        app: &str,
-        user: &str,
-        rate_per_min: u32,
-        burst: u32,
-    ) -> Option<Option<Duration>> {
-        let key = format!("{}rate:{}", self.redis.prefix(), hashed(&[app, user]));
-        let interval = 60_000.0 / f64::from(rate_per_min.max(1));
+    pub async fn caller(&self, rate: CallerRate<'_>) -> Option<Option<Duration>> {
+        let (key, interval) = self.rate_key(&rate);
         let wait: u64 = self
             .redis
             .call(Use::CallerRate, |mut c| async move {
                 self.gcra
                     .key(&key)
                     .arg(interval)
-                    .arg(burst.max(1))
+                    .arg(rate.burst.max(1))
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
         Some((wait > 0).then(|| Duration::from_millis(wait)))
+    }
+
+    /// The caller's key and the milliseconds between its requests.
+    fn rate_key(&self, rate: &CallerRate<'_>) -> (String, f64) {
+        (
+            format!(
+                "{}rate:{}",
+                self.redis.prefix(),
+                hashed(&[rate.app, rate.user])
+            ),
+            60_000.0 / f64::from(rate.per_min.max(1)),
+        )
     }
 
     fn mailbox_key(&self, app: &str, mailbox: &str, what: &str) -> String {
@@ -182,82 +201,54 @@ impl GlobalLimits {
         )
     }
 
-    /// Tries once to take a slot of the mailbox: `Some(Some(lease))` taken, `Some(None)` all
-    /// `limit` slots are leased, `None` Redis failed.
-    pub async fn try_slot(
+    /// Tries once to take a slot of the mailbox, with `window` = (limit, bytes) count the bytes
+    /// in its 30-second window, and with `rate` take one request from the caller's allowance: all
+    /// in one round trip. `None`: Redis failed (nothing is held).
+    pub async fn try_take(
         self: &Arc<Self>,
         app: &str,
         mailbox: &str,
         limit: usize,
-    ) -> Option<Option<Lease>> {
-        let key = self.mailbox_key(app, mailbox, "slots");
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let taken: u8 = self
-            .redis
-            .call(Use::Mailbox, |mut c| {
-                let (key, id) = (key.clone(), id.clone());
-                async move {
-                    self.acquire
-                        .key(&key)
-                        .arg(limit)
-                        .arg(lease_ms)
-                        .arg(&id)
-                        .invoke_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        if taken == 0 {
-            return Some(None);
-        }
-        Some(Some(self.leased(key, id)))
-    }
-
-    /// Tries once to take a slot of the mailbox and count `bytes` in its window, in one round
-    /// trip: `Some(Some((lease, window)))` slot taken (the bytes counted if the window says
-    /// `Fits`; if `Full`, the caller may wait and count them with [`GlobalLimits::window`]),
-    /// `Some(None)` all `limit` slots are leased (nothing counted), `None` Redis failed.
-    pub async fn try_slot_and_window(
-        self: &Arc<Self>,
-        app: &str,
-        mailbox: &str,
-        limit: usize,
-        window_limit: usize,
-        bytes: usize,
-    ) -> Option<Option<(Lease, Window)>> {
+        window: Option<(usize, usize)>,
+        rate: Option<CallerRate<'_>>,
+    ) -> Option<Take> {
         let key = self.mailbox_key(app, mailbox, "slots");
         let window_key = self.mailbox_key(app, mailbox, "bytes");
         let id = uuid::Uuid::new_v4().simple().to_string();
         let upload = uuid::Uuid::new_v4().simple().to_string();
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let (taken, wait): (u8, u64) = self
+        let (window_limit, bytes) = window.unwrap_or((0, 0));
+        let rate = rate.map(|r| (self.rate_key(&r), r.burst.max(1)));
+        let (outcome, ms): (u8, u64) = self
             .redis
             .call(Use::Mailbox, |mut c| {
-                let (key, id) = (key.clone(), id.clone());
+                let (key, id, rate) = (key.clone(), id.clone(), rate.as_ref());
                 async move {
-                    self.slot_and_bytes
-                        .key(&key)
+                    let mut call = self.take.prepare_invoke();
+                    call.key(&key)
                         .key(&window_key)
                         .arg(limit)
                         .arg(lease_ms)
                         .arg(&id)
                         .arg(window_limit)
                         .arg(bytes)
-                        .arg(&upload)
-                        .invoke_async(&mut c)
-                        .await
+                        .arg(&upload);
+                    if let Some(((rate_key, interval), burst)) = rate {
+                        call.key(rate_key).arg(*interval).arg(*burst);
+                    }
+                    call.invoke_async(&mut c).await
                 }
             })
             .await?;
-        if taken == 0 {
-            return Some(None);
-        }
-        let window = match wait {
-            0 => Window::Fits,
-            ms => Window::Full(Duration::from_millis(ms)),
-        };
-        Some(Some((self.leased(key, id), window)))
+        Some(match (outcome, ms) {
+            (2, ms) => Take::OverRate(Duration::from_millis(ms)),
+            (0, _) => Take::Busy,
+            (_, 0) => Take::Slot(self.leased(key, id), Window::Fits),
+            (_, ms) => Take::Slot(
+                self.leased(key, id),
+                Window::Full(Duration::from_millis(ms)),
+            ),
+        })
     }
 
     /// The lease just taken as `id` in `key`, renewed in the background from now on.
@@ -337,9 +328,21 @@ pub struct Lease {
     renewer: tokio::task::JoinHandle<()>,
 }
 
+impl Lease {
+    /// Stops renewing and hands over (key, id) for a release that the caller makes itself (in
+    /// the same round trip as something else): dropping the lease then releases nothing.
+    pub(super) fn into_release(mut self) -> (String, String) {
+        self.renewer.abort();
+        (std::mem::take(&mut self.key), std::mem::take(&mut self.id))
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         self.renewer.abort();
+        if self.id.is_empty() {
+            return; // released by its owner (`into_release`)
+        }
         let (limits, key, id) = (
             self.limits.clone(),
             std::mem::take(&mut self.key),

@@ -27,6 +27,18 @@ use crate::metrics;
 pub use invalidate::Invalidation;
 pub use limits::GlobalLimits;
 
+/// What keys are named by: a SHA-256 of the parts (each ended by a NUL, so that the parts' own
+/// boundaries count), 128 bits in hex. No user name, id or tenant appears in Redis.
+fn hashed(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 /// While Redis is down, one call in this interval is let through as a probe.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 

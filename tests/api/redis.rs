@@ -715,3 +715,130 @@ async fn a_write_on_one_replica_drops_the_read_cache_entry_on_the_others() {
         "A asked Graph again once its entry was dropped"
     );
 }
+
+/// Messages on the invalidation channel heard by a subscriber of the test's own.
+async fn listen_to_invalidations(
+    redis: &RedisServer,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let client = redis::Client::open(redis.url_with_credentials()).unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.subscribe("pgw:invalidate").await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut stream = ps.into_on_message();
+        while let Some(m) = stream.next().await {
+            if tx.send(m.get_payload::<String>().unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_change_is_announced_only_where_a_replica_may_cache_it_and_frees_its_slot_in_the_same_call()
+ {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let vars = env(&redis, &[]);
+    let a = replica(&emus, &vars, None).await;
+    let b = replica(&emus, &vars, None).await;
+    let mut heard = listen_to_invalidations(&redis).await;
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+
+    // Nobody has read this photo through the gateway: an upload tells nobody.
+    assert_eq!(put(&client, &b, ME, &token, 1).await.0, 200);
+    // The mailbox's lease was released before the answer (in the announcing call).
+    assert_eq!(
+        redis.keys("*slots").await,
+        Vec::new(),
+        "no lease left once the upload has answered"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        heard.try_recv().is_err(),
+        "nothing to announce: no replica caches it"
+    );
+
+    // A reads it (and may cache it): B's next upload is announced, once.
+    let r = client
+        .get(format!("{}{ME}", a.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(put(&client, &b, ME, &token, 2).await.0, 200);
+    let message = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the change is announced")
+        .unwrap();
+    assert!(
+        message.contains(&format!("/users/{DEMO_USER_ID}")),
+        "{message}"
+    );
+    // The mark went with the message: a third upload, with nothing read since, tells nobody.
+    assert_eq!(put(&client, &b, ME, &token, 3).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        heard.try_recv().is_err(),
+        "announced once per read, not per upload"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_costs_two_redis_round_trips_with_every_limit_on() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    // The production defaults (mailbox concurrency and bytes on) and a caller rate.
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "600"),
+            ("PHOTO_GATEWAY_CALLER_BURST", "60"),
+        ],
+    );
+    let g = replica(&emus, &vars, None).await;
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    // Warm: the Graph token in L1, the scripts loaded.
+    assert_eq!(put(&client, &g, ME, &token, 0).await.0, 200);
+
+    let mut asked = redis.monitor().await;
+    for i in 1..=5 {
+        assert_eq!(put(&client, &g, ME, &token, i).await.0, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lines = Vec::new();
+    while let Ok(line) = asked.try_recv() {
+        lines.push(line);
+    }
+    let (by_scripts, by_clients): (Vec<&String>, Vec<&String>) =
+        lines.iter().partition(|l| l.contains(" lua]"));
+    // The subscriber's liveness PING is not the uploads'.
+    let round_trips: Vec<&&String> = by_clients
+        .iter()
+        .filter(|l| !l.to_ascii_uppercase().contains("\"PING\""))
+        .collect();
+    assert_eq!(
+        round_trips.len(),
+        10,
+        "one script for the rate, slot and bytes, one for the release: {round_trips:#?}"
+    );
+    assert!(
+        round_trips.iter().all(|l| l.contains("\"EVALSHA\"")),
+        "{round_trips:#?}"
+    );
+    let ran = |cmd: &str| {
+        by_scripts
+            .iter()
+            .filter(|l| l.contains(&format!("\"{cmd}\"")))
+            .count()
+    };
+    assert_eq!(ran("ZREM"), 5, "every lease released");
+    assert_eq!(ran("ZADD"), 10, "a lease and a byte-window entry each");
+    assert_eq!(ran("SET"), 5, "the caller's rate counted each time");
+    assert_eq!(ran("PUBLISH"), 0, "nobody caches this photo");
+}

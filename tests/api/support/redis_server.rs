@@ -187,13 +187,36 @@ impl RedisServer {
         ]
     }
 
-    /// A connection of the test's own, as the gateway's user.
-    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(format!(
+    /// `redis://{user}:{password}@127.0.0.1:{port}`: the gateway's user.
+    pub fn url_with_credentials(&self) -> String {
+        format!(
             "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
             self.port
-        ))?;
+        )
+    }
+
+    /// A connection of the test's own, as the gateway's user.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url_with_credentials())?;
         client.get_multiplexed_async_connection().await
+    }
+
+    /// What the server is asked from now on (`MONITOR`), a line per command: `… [0 127.0.0.1:port]
+    /// "EVALSHA" …` for a client's command, `… [0 lua] "ZREM" …` for one run by a script.
+    pub async fn monitor(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        use futures_util::StreamExt;
+        let client = redis::Client::open(self.url_with_credentials()).unwrap();
+        let monitor = client.get_async_monitor().await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = monitor.into_on_message::<String>();
+            while let Some(line) = lines.next().await {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Every key matching `pattern`, with its value when it is a string.
