@@ -154,6 +154,10 @@ struct Args {
     /// with --smoke).
     #[arg(long)]
     burst_wait_secs: Option<u64>,
+    /// Phase 8: the gateway's HTTP workers and nginx's worker processes (the same number for
+    /// both; default: the cores).
+    #[arg(long)]
+    forward_workers: Option<usize>,
     /// The Graph emulator offers HTTP/2 (`sandbox --graph-http2`), as Graph does: the gateway then
     /// speaks HTTP/2 to it, as in production (the default is HTTP/1.1, as the tests run).
     #[arg(long)]
@@ -184,6 +188,7 @@ struct Params {
     forward: bool,
     forward_requests: Vec<usize>,
     forward_rounds: usize,
+    forward_workers: usize,
     burst_wait_secs: u64,
     graph_http2: bool,
 }
@@ -249,6 +254,7 @@ impl Params {
                 None => vec![2000, 400, 120],
             },
             forward_rounds: a.forward_rounds.unwrap_or(if smoke { 1 } else { 2 }).max(1),
+            forward_workers: a.forward_workers.unwrap_or_else(cores).max(1),
             burst_wait_secs: a.burst_wait_secs.unwrap_or(if smoke { 1 } else { 60 }),
             graph_http2: a.graph_http2,
         };
@@ -286,7 +292,7 @@ impl Params {
             "starts": self.starts,
             "image_throughput_phase": {"requests": self.image_requests, "concurrency": self.image_concurrency, "photo": "samples::phone_jpeg(4032, 3024, 6)", "image_mode": "normalize"},
             "warmup_requests_per_phase": self.warmup(),
-            "forward_phase": {"requests_per_variant": self.forward_requests, "rounds": self.forward_rounds, "workers": cores(), "burst": {"concurrency": self.memory_concurrency, "photo_bytes": self.memory_size, "wait_s": self.burst_wait_secs}},
+            "forward_phase": {"requests_per_variant": self.forward_requests, "rounds": self.forward_rounds, "workers": self.forward_workers, "burst": {"concurrency": self.memory_concurrency, "photo_bytes": self.memory_size, "wait_s": self.burst_wait_secs}},
             "http": "HTTP/1.1 keep-alive, one connection per concurrent request, one bearer token per user, round-robin over users",
             "graph_emulator_protocols": if self.graph_http2 { "h2, http/1.1 (ALPN; the gateway speaks HTTP/2 to it, nginx HTTP/1.1)" } else { "http/1.1" },
             "gateway_env_overrides": {
@@ -1102,7 +1108,7 @@ async fn forward_phase(
             .map(|((n, s), r)| (*n, *s, *r))
             .collect(),
         concurrency: p.concurrency,
-        workers: cores(),
+        workers: p.forward_workers,
         rounds: p.forward_rounds,
         warmup: p.warmup(),
         burst: (p.memory_concurrency, p.memory_size, p.burst_wait_secs),
