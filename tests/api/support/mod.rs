@@ -20,4 +20,4 @@ pub use bodies::{
 };
 pub use paths::{DEMO, GUEST_PHOTO, ME, MEGAN, group_photo, user_photo};
 pub use process::{BINARY, GatewayProcess};
-pub use redis_server::{REDIS_USER, RedisServer, aes_key_b64, assert_no_clear_jwt};
+pub use redis_server::{REDIS_USER, RedisServer, aes_key_b64, assert_no_clear_jwt, free_port};
