@@ -50,9 +50,12 @@ pub struct Setup<'a> {
 /// What the gateway's environment adds for this phase, on top of the sandbox's: production
 /// defaults except the limits a load generator would otherwise trip over (one bench client is
 /// 200 "callers" sending hundreds of uploads a second).
-pub fn gateway_overrides(workers: usize) -> Vec<(String, String)> {
+pub fn gateway_overrides(workers: usize, metrics_port: u16) -> Vec<(String, String)> {
     [
-        ("PHOTO_GATEWAY_METRICS_ADDR", "127.0.0.1:0".to_string()),
+        (
+            "PHOTO_GATEWAY_METRICS_ADDR",
+            format!("127.0.0.1:{metrics_port}"),
+        ),
         ("PHOTO_GATEWAY_WORKERS", workers.to_string()),
         ("PHOTO_GATEWAY_CALLER_RATE_PER_MIN", "10000000".into()),
         ("PHOTO_GATEWAY_MAILBOX_BYTES_PER_30S", "100000000000".into()),
@@ -220,6 +223,35 @@ fn cpu_of(pids: &[u32]) -> Option<Duration> {
         .sum::<Option<Duration>>()
 }
 
+/// jemalloc's figures as the gateway reports them on `/metrics` (KiB by kind), `Null` when the
+/// scrape fails or the gateway predates them.
+async fn allocator(client: &reqwest::Client, metrics_port: u16) -> Value {
+    let text = match client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+    {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return Value::Null,
+    };
+    let mut m = serde_json::Map::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("photo_gateway_allocator_bytes{kind=\"") else {
+            continue;
+        };
+        if let Some((kind, value)) = rest.split_once("\"} ")
+            && let Ok(bytes) = value.trim().parse::<f64>()
+        {
+            m.insert(kind.to_string(), json!((bytes / 1024.0).round()));
+        }
+    }
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -382,7 +414,8 @@ pub async fn run(
     let (nginx, nginx_port, nginx_conf) = start_nginx(&nginx_bin, s, &prefix).await?;
 
     let mut env: Vec<(String, String)> = s.env.to_vec();
-    let overrides = gateway_overrides(s.workers);
+    let metrics_port = free_port()?;
+    let overrides = gateway_overrides(s.workers, metrics_port);
     env.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
     env.extend(overrides.iter().cloned());
     let (gateway, gw_port, _) =
@@ -390,6 +423,7 @@ pub async fn run(
     let gw_pid = gateway.pid();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = procs::memory(gw_pid);
+    let idle_allocator = allocator(s.client, metrics_port).await;
     let gw_threads = crate::machine::actix_workers(gw_pid);
 
     let path = "/v1.0/me/photo/$value";
@@ -562,8 +596,10 @@ pub async fn run(
     .await;
     crate::check(problems, "forward phase: burst", &burst);
     let right_after = procs::memory(gw_pid);
+    let right_after_allocator = allocator(s.client, metrics_port).await;
     tokio::time::sleep(Duration::from_secs(wait_s)).await;
     let after_wait = procs::memory(gw_pid);
+    let after_wait_allocator = allocator(s.client, metrics_port).await;
     let ratio = match (after_wait.rss_kib, idle.rss_kib) {
         (Some(a), Some(i)) if i > 0 => Some(a as f64 / i as f64),
         _ => None,
@@ -597,6 +633,12 @@ pub async fn run(
             "after_wait_kib": after_wait.rss_kib,
             "wait_s": wait_s,
             "after_wait_over_idle": ratio,
+            "allocator_kib": {
+                "source": "the gateway's /metrics photo_gateway_allocator_bytes (jemalloc's stats), KiB",
+                "idle": idle_allocator,
+                "right_after_burst": right_after_allocator,
+                "after_wait": after_wait_allocator,
+            },
             "note": "idle = 0.5 s after ready; the gateway's caches hold 200 users' tokens, claims and ids (well under 1 MiB), not excluded",
         },
     }))
@@ -669,6 +711,21 @@ pub fn table(v: &Value) -> String {
         m["after_wait_kib"],
         f(&m["after_wait_over_idle"], 2),
     );
+    let a = &m["allocator_kib"];
+    for (when, key) in [
+        ("idle", "idle"),
+        ("right after the burst", "right_after_burst"),
+        ("after the wait", "after_wait"),
+    ] {
+        let x = &a[key];
+        if x.is_object() {
+            let _ = writeln!(
+                out,
+                "  jemalloc {when}: allocated {} KiB, active {}, resident {}, retained {}",
+                x["allocated"], x["active"], x["resident"], x["retained"]
+            );
+        }
+    }
     out
 }
 
