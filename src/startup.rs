@@ -177,6 +177,7 @@ impl Application {
             photos,
             keys,
             draining: draining.clone(),
+            close_after_body_bytes: config.server.close_after_body_bytes,
         });
 
         let listener =

@@ -15,6 +15,9 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// Set when shutdown begins: readiness turns false at once.
     pub draining: Arc<AtomicBool>,
+    /// A connection whose request body was larger than this is closed after its answer (0:
+    /// never); `http/conn.rs` `finish_body`.
+    pub close_after_body_bytes: u64,
 }
 
 impl AppState {

@@ -23,6 +23,11 @@ pub const METRICS_ADDR: SocketAddr =
 pub const KEEP_ALIVE_SECS: u64 = 75;
 /// Deadline for a new connection's request head.
 pub const REQUEST_HEAD_TIMEOUT_SECS: u64 = 5;
+/// A connection whose request body was larger than this is closed after its answer (0: never).
+/// The HTTP server keeps a connection's read buffer at its high-water mark for the connection's
+/// life (up to about 256 KiB after a large body: actix-web#2075); photos under 1 MiB (most) keep
+/// their connection. BENCHMARKS.md phase 8, third pass: the trade-off measured.
+pub const CLOSE_AFTER_BODY_BYTES: u64 = 1024 * 1024;
 
 // --- entra
 /// Entra authority host of the public cloud.

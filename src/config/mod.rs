@@ -174,6 +174,29 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_is_closed_after_a_body_over_one_mib_unless_configured() {
+        assert_eq!(
+            Config::from_vars(base())
+                .unwrap()
+                .server
+                .close_after_body_bytes,
+            1_048_576
+        );
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_CLOSE_AFTER_BODY_BYTES".into(), "0".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap().server.close_after_body_bytes,
+            0
+        );
+        let mut v = base();
+        v.push(("PHOTO_GATEWAY_CLOSE_AFTER_BODY_BYTES".into(), "-1".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_CLOSE_AFTER_BODY_BYTES"
+        );
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let mut v = base();
         v.push(("PHOTO_GATEWAY_MAX_PHOTO_BYTES".into(), "lots".into()));

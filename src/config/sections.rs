@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Deadline for receiving a new connection's request head (then the server's bare 408).
     pub request_head_timeout: Duration,
+    /// A connection whose request body was larger than this is closed after its answer, which
+    /// frees the read buffer the HTTP server keeps at its high-water mark; 0: never.
+    pub close_after_body_bytes: u64,
 }
 
 impl ServerConfig {
@@ -53,6 +56,7 @@ impl ServerConfig {
             workers: (workers > 0).then_some(workers),
             keep_alive: v.secs("KEEP_ALIVE_SECS", d::KEEP_ALIVE_SECS)?,
             request_head_timeout,
+            close_after_body_bytes: v.parse("CLOSE_AFTER_BODY_BYTES", d::CLOSE_AFTER_BODY_BYTES)?,
         })
     }
 }

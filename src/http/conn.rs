@@ -68,6 +68,12 @@ pub async fn finish_body(
         }
     };
     let declared = declared_length(req.headers());
+    // A large body leaves the HTTP server's read buffer of this connection at its high-water mark
+    // (up to about 256 KiB, actix-web#2075) for as long as the connection lives: such a
+    // connection is closed after its answer (`CLOSE_AFTER_BODY_BYTES`).
+    let close_after = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map_or(0, |s| s.close_after_body_bytes);
     // The client closes after this answer anyway: draining would only delay it.
     let client_closes = req.head().connection_type() == ConnectionType::Close;
     // Until the answer is decided (or the request is abandoned) the connection is not idle.
@@ -79,6 +85,11 @@ pub async fn finish_body(
             };
             let closes = client_closes || !res.response().head().keep_alive();
             if body.ended() || (!closes && body.drain(declared).await) {
+                if close_after > 0 && body.read() > close_after {
+                    res.response_mut()
+                        .head_mut()
+                        .set_connection_type(ConnectionType::Close);
+                }
                 return Ok(res.map_into_left_body());
             }
             // The error, if any, stays attached: only the head changes.
@@ -130,6 +141,11 @@ impl TrackedBody {
     /// Nothing more will come: the body ended, or failed (then the HTTP server has given it up).
     fn ended(&self) -> bool {
         self.0.ended.get()
+    }
+
+    /// Bytes read so far (by the handler and any drain).
+    fn read(&self) -> u64 {
+        self.0.read.get()
     }
 
     /// Reads and discards the rest while it keeps arriving, within the drain limits; true when

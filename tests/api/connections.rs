@@ -355,3 +355,58 @@ async fn a_later_request_head_that_stalls_is_closed_but_a_slow_request_is_not() 
         "a stalled second head does not hold the connection"
     );
 }
+
+/// A connection that carried a body over `CLOSE_AFTER_BODY_BYTES` (1 MiB) is closed after its
+/// answer, which frees the read buffer the HTTP server would otherwise keep at its high-water mark
+/// while the connection idles; a smaller photo keeps its connection for the next request.
+#[tokio::test]
+async fn a_connection_that_carried_a_large_photo_is_closed_after_its_answer() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let put = |photo: &[u8]| {
+        format!(
+            "PUT {ME} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: image/jpeg\r\nContent-Length: {}",
+            photo.len()
+        )
+    };
+    let mut s = crate::support::raw_http::connect(&app.address).await;
+    let small = jpeg(900_000, 1);
+    let r = send_on(&mut s, &app.address, &put(&small), &small)
+        .await
+        .expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(r.header("connection"), Some("close"), "{:?}", r.headers);
+
+    let large = jpeg(1_200_000, 2);
+    let r = send_on(&mut s, &app.address, &put(&large), &large)
+        .await
+        .expect("the connection was kept after the smaller photo");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    assert!(
+        closes_within(&mut s, Duration::from_secs(5)).await,
+        "the gateway closed the connection after the large photo"
+    );
+}
+
+/// With `CLOSE_AFTER_BODY_BYTES=0` even a large photo keeps its connection.
+#[tokio::test]
+async fn closing_after_a_large_photo_can_be_switched_off() {
+    let app =
+        spawn_app_with(|v| v.push(("PHOTO_GATEWAY_CLOSE_AFTER_BODY_BYTES".into(), "0".into())))
+            .await;
+    let large = jpeg(1_200_000, 3);
+    let head = format!(
+        "PUT {ME} HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: image/jpeg\r\nContent-Length: {}",
+        app.token(DEMO),
+        large.len()
+    );
+    let mut s = crate::support::raw_http::connect(&app.address).await;
+    for _ in 0..2 {
+        let r = send_on(&mut s, &app.address, &head, &large)
+            .await
+            .expect("the connection was kept");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_ne!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    }
+}
