@@ -307,9 +307,10 @@ impl Admission {
         }
     }
 
-    /// Takes one request from the caller's allowance (in Redis when shared), or says when to
-    /// come back.
-    pub async fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
+    /// Takes one request from a signed-in caller's allowance (the service goes through
+    /// [`Admission::check_rate`] with its [`RateSubject`]; this names the unit tests' cases).
+    #[cfg(test)]
+    async fn check_caller(&self, app: &str, user: &str) -> Result<(), ApiError> {
         self.check_rate(self.user_rate(app, user)).await
     }
 
@@ -326,8 +327,10 @@ impl Admission {
         self
     }
 
-    /// Within the app-only caller `app`'s own rate, or 429 `rate-limited` with when to retry.
-    pub async fn check_app(&self, app: &str) -> Result<(), ApiError> {
+    /// Within the app-only caller `app`'s own rate, or 429 `rate-limited` with when to retry
+    /// (as [`Admission::check_caller`], for the unit tests).
+    #[cfg(test)]
+    async fn check_app(&self, app: &str) -> Result<(), ApiError> {
         self.check_rate(self.app_rate(app)).await
     }
 
