@@ -39,14 +39,64 @@ pub fn client(
     roots: &[reqwest::Certificate],
     timeout: Duration,
 ) -> Result<reqwest::Client, ClientBuildError> {
-    let builder = reqwest::Client::builder()
+    Ok(builder(config, roots, timeout).build()?)
+}
+
+fn builder(
+    config: &UpstreamConfig,
+    roots: &[reqwest::Certificate],
+    timeout: Duration,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .user_agent(concat!("photo-gateway/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.connect_timeout)
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(60))
-        .tls_certs_merge(roots.iter().cloned());
-    Ok(builder.build()?)
+        .tls_certs_merge(roots.iter().cloned())
+}
+
+/// A client of the hot path, one per thread that uses it.
+///
+/// Each HTTP worker runs its own single-threaded runtime, and a pooled connection's task runs on
+/// the runtime that opened it. With one shared pool, a request on one worker often goes out on a
+/// connection another worker opened: its send and its answer then each wake that other thread
+/// (measured in BENCHMARKS.md, phase 8: one worker costs 16–22 % less CPU per 50 KB upload than
+/// two for that reason). A pool per thread keeps every call on the thread that makes it, for
+/// the price of one pool (idle connections, TLS sessions) per worker.
+pub struct PerThreadClient {
+    config: UpstreamConfig,
+    roots: Vec<reqwest::Certificate>,
+    timeout: Duration,
+    /// Built at start-up, so that a configuration reqwest refuses stops the start; also the
+    /// fallback should a later build fail.
+    first: reqwest::Client,
+    /// Bounded by the threads that make calls (the HTTP workers and the main runtime).
+    clients: thread_local::ThreadLocal<reqwest::Client>,
+}
+
+impl PerThreadClient {
+    /// Builds the first client (checking the configuration); the others are built on first use.
+    pub fn new(
+        config: &UpstreamConfig,
+        roots: &[reqwest::Certificate],
+        timeout: Duration,
+    ) -> Result<PerThreadClient, ClientBuildError> {
+        Ok(PerThreadClient {
+            config: config.clone(),
+            roots: roots.to_vec(),
+            timeout,
+            first: client(config, roots, timeout)?,
+            clients: thread_local::ThreadLocal::new(),
+        })
+    }
+
+    /// This thread's client.
+    pub fn get(&self) -> &reqwest::Client {
+        self.clients
+            .get_or_try(|| builder(&self.config, &self.roots, self.timeout).build())
+            .unwrap_or(&self.first)
+    }
 }
 
 /// Parses `Retry-After` as seconds (possibly fractional) or an HTTP date; capped at an hour.
@@ -69,6 +119,24 @@ pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn each_thread_gets_a_pool_of_its_own_and_keeps_it() {
+        let config = UpstreamConfig {
+            ca_bundle_file: None,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let clients = PerThreadClient::new(&config, &[], Duration::from_secs(1)).unwrap();
+        let here = std::ptr::from_ref(clients.get()) as usize;
+        assert_eq!(here, std::ptr::from_ref(clients.get()) as usize);
+        std::thread::scope(|s| {
+            let there = s
+                .spawn(|| std::ptr::from_ref(clients.get()) as usize)
+                .join()
+                .unwrap();
+            assert_ne!(here, there, "another thread shares this thread's pool");
+        });
+    }
 
     #[test]
     fn retry_after_accepts_fractions_and_dates() {

@@ -64,7 +64,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let roots = outbound::extra_roots(&config.upstream)?;
         let entra_http = outbound::client(&config.upstream, &roots, config.entra.request_timeout)?;
-        let graph_http = outbound::client(&config.upstream, &roots, config.graph.attempt_timeout)?;
+        let graph_http =
+            outbound::PerThreadClient::new(&config.upstream, &roots, config.graph.attempt_timeout)?;
 
         let keys = Arc::new(KeyStore::new(
             entra_http.clone(),

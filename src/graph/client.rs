@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::metrics::{self, GraphOutcome};
-use crate::outbound::parse_retry_after;
+use crate::outbound::{PerThreadClient, parse_retry_after};
 
 /// Largest Graph error body read; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -115,7 +115,7 @@ pub enum GraphFailure {
 
 /// The Graph client.
 pub struct GraphClient {
-    http: reqwest::Client,
+    http: PerThreadClient,
     base: String,
     attempt_timeout: Duration,
     deadline: Duration,
@@ -177,7 +177,7 @@ fn challenge_claims(headers: &header::HeaderMap) -> Option<String> {
 impl GraphClient {
     /// Builds the client for `{base}/v1.0`.
     pub fn new(
-        http: reqwest::Client,
+        http: PerThreadClient,
         graph_base: &str,
         attempt_timeout: Duration,
         deadline: Duration,
@@ -209,6 +209,7 @@ impl GraphClient {
     ) -> reqwest::RequestBuilder {
         let mut req = self
             .http
+            .get()
             .request(method, url)
             .header(
                 header::AUTHORIZATION,

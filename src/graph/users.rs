@@ -350,7 +350,15 @@ mod tests {
 
     fn client(base: &str) -> GraphClient {
         GraphClient::new(
-            reqwest::Client::new(),
+            crate::outbound::PerThreadClient::new(
+                &crate::config::UpstreamConfig {
+                    ca_bundle_file: None,
+                    connect_timeout: Duration::from_secs(5),
+                },
+                &[],
+                Duration::from_secs(30),
+            )
+            .expect("a client"),
             base,
             Duration::from_secs(30),
             Duration::from_secs(60),
