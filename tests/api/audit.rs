@@ -123,3 +123,39 @@ async fn every_authenticated_refusal_is_audited_with_its_code_and_401s_are_not()
 
 /// Lee Gu of the seeded directory.
 const LEE_USER_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000103";
+
+#[tokio::test]
+async fn the_access_line_carries_what_the_request_learned_along_the_way() {
+    let app = spawn_app().await;
+    let path = user_photo(MEGAN);
+    let resp = app
+        .send_multipart("PUT", &path, &app.token(DEMO), jpeg(4321, 44))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let logs = captured_logs();
+    let raw = logs
+        .lines()
+        .find(|l| {
+            l.contains(&request_id) && l.contains("request finished") && l.contains("latency_ms")
+        })
+        .unwrap_or_else(|| panic!("no access line for {request_id}"));
+    let line: serde_json::Value = serde_json::from_str(raw).unwrap();
+    // Recorded on the request's span at different moments: once the caller is known, once the
+    // target is parsed, once Graph answered, and as the answer left.
+    let span = &line["span"];
+    assert_eq!(span["request_id"], request_id.as_str());
+    assert_eq!(span["client_app"], DEMO_CLIENT_ID);
+    assert_eq!(span["tenant_id"], TENANT_ID);
+    assert_eq!(span["http.route"], "/v1.0/users/{user}/photo/$value");
+    assert_eq!(span["target_kind"], "user");
+    assert_eq!(span["photo_bytes"], 4321);
+    assert_eq!(span["http.status_code"], 200);
+    assert!(
+        span["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{span}"
+    );
+    assert_eq!(line["fields"]["status"], 200);
+    // The route first recorded at the start is replaced, not repeated.
+    assert_eq!(raw.matches("\"http.route\"").count(), 1, "{raw}");
+}
