@@ -179,10 +179,17 @@ impl ReadCache {
         let Some(cache) = &self.cache else {
             return;
         };
-        let sizes = std::iter::once(None).chain(PHOTO_SIZES.iter().map(|s| Some(*s)));
-        for size in sizes {
-            cache.invalidate(&Self::key(tenant, target, size)).await;
+        // Every upload comes here: the names are copied once, not once per size.
+        let any = Self::key(tenant, target, None);
+        for size in PHOTO_SIZES.iter().map(|s| Some(*s)) {
+            cache
+                .invalidate(&Key {
+                    size,
+                    ..any.clone()
+                })
+                .await;
         }
+        cache.invalidate(&any).await;
     }
 
     /// Forgets everything: the Redis invalidation channel was lost for a while, so other
