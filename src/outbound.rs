@@ -60,10 +60,10 @@ fn builder(
 ///
 /// Each HTTP worker runs its own single-threaded runtime, and a pooled connection's task runs on
 /// the runtime that opened it. With one shared pool, a request on one worker often goes out on a
-/// connection another worker opened: its send and its answer then each wake that other thread
-/// (measured in BENCHMARKS.md, phase 8: one worker costs 16–22 % less CPU per 50 KB upload than
-/// two for that reason). A pool per thread keeps every call on the thread that makes it, for
-/// the price of one pool (idle connections, TLS sessions) per worker.
+/// connection another worker opened: its send and its answer then each wake that other thread.
+/// A pool per thread keeps every call on the thread that makes it (2–5 % less CPU per 50 KB
+/// upload; BENCHMARKS.md, phase 8, fourth pass), for the price of one pool (idle connections, TLS
+/// sessions) per worker.
 pub struct PerThreadClient {
     config: UpstreamConfig,
     roots: Vec<reqwest::Certificate>,
