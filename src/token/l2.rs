@@ -265,7 +265,8 @@ impl L2Tokens {
 
     /// The token sealed under `name`, if a key of ours opens it and it has not expired.
     fn open(&self, name: &str, sealed: &str) -> Option<GraphToken> {
-        let (kid, b64) = sealed.split_once('.')?;
+        // From the right: base64 has no `.`, a kid may (`2026.12`).
+        let (kid, b64) = sealed.rsplit_once('.')?;
         let (_, cipher) = self.keys.iter().find(|(k, _)| k == kid)?;
         let raw = STANDARD_NO_PAD.decode(b64).ok()?;
         if raw.len() < 12 + 16 + 8 {

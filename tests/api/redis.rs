@@ -217,6 +217,39 @@ async fn keys_rotate_without_a_flush() {
 }
 
 #[tokio::test]
+async fn a_key_id_with_a_dot_opens_what_it_sealed() {
+    // The sealed value is `kid.base64`: a kid such as a date (`2026.12`) must not be cut short.
+    let emus = emulators(1).await;
+    let redis = RedisServer::start().await;
+    let client = reqwest::Client::new();
+    let a = emus.caller_token(&CallerTokenSpec::for_user(&load_user(1)));
+    let keys = temp("keys");
+    std::fs::write(&keys, format!("2026.12={}\n", aes_key_b64(4))).unwrap();
+    let keys = keys.display().to_string();
+    let vars = env(&redis, &[("PHOTO_GATEWAY_REDIS_TOKEN_KEYS_FILE", &keys)]);
+    let first = replica(&emus, &vars, None).await;
+    assert_eq!(put(&client, &first, ME, &a, 1).await.0, 200);
+    assert_eq!(obo(&emus), 1);
+    let sealed: Vec<String> = redis
+        .keys("pgw:tok:*")
+        .await
+        .into_iter()
+        .filter_map(|(_, v)| v)
+        .collect();
+    assert!(
+        sealed.iter().all(|v| v.starts_with("2026.12.")),
+        "{sealed:?}"
+    );
+    let second = replica(&emus, &vars, None).await;
+    assert_eq!(put(&client, &second, ME, &a, 1).await.0, 200);
+    assert_eq!(
+        obo(&emus),
+        1,
+        "the second replica opened the first one's token"
+    );
+}
+
+#[tokio::test]
 async fn twenty_uploads_to_one_mailbox_over_three_replicas_keep_graphs_four() {
     let emus = emulators(0).await;
     let redis = RedisServer::start().await;
