@@ -1,7 +1,7 @@
 //! The read cache: photo bytes this replica read from Graph, kept in memory so that showing the
 //! same avatar again costs no Graph call. Keyed by (tenant, resolved target, size): `/me` is the
 //! caller's object id, a user named by UPN is that user's object id when known, a team is its
-//! group. Bounded by bytes (moka with a byte weigher); an entry is served as it is for `max_age`,
+//! group; (tenant, target) is held as its [`TargetId`], the name other replicas use for it. Bounded by bytes (moka with a byte weigher); an entry is served as it is for `max_age`,
 //! then revalidated with Graph by its ETag (`If-None-Match`: a 304 renews it without a byte).
 //! This replica's own writes and deletes of a target drop every size of it; other replicas' writes
 //! reach it through [`ReadCache::invalidate`] (the Redis channel calls it).
@@ -25,12 +25,46 @@ const ENTRY_OVERHEAD: usize = 256;
 /// A stale entry is kept this many `max_age`s for revalidation, then dropped to free memory.
 const KEEP_STALE_FACTOR: u32 = 12;
 
-/// Which cached photo: the tenant, the resolved target (e.g. `/users/{object id}`), the size
-/// (`None`: the photo as stored).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What names (tenant, resolved target) beyond this process: in the invalidation messages other
+/// replicas receive and in Redis's marks. A SHA-256 of the lower-cased tenant and the target
+/// (each ended by a NUL), 128 bits: neither a tenant nor a target (an object id, or a UPN when it
+/// could not be resolved) can be read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TargetId([u8; 16]);
+
+impl TargetId {
+    /// The id of (tenant, target).
+    pub fn of(tenant: &str, target: &str) -> TargetId {
+        let mut h = Sha256::new();
+        for part in [tenant.to_ascii_lowercase().as_bytes(), target.as_bytes()] {
+            h.update(part);
+            h.update([0u8]);
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h.finalize()[..16]);
+        TargetId(id)
+    }
+
+    /// 32 lower-case hex digits.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The id of its [`TargetId::hex`] form; `None` for anything else.
+    pub fn parse(text: &str) -> Option<TargetId> {
+        if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(TargetId(id))
+    }
+}
+
+/// Which cached photo: the target's id, the size (`None`: the photo as stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    tenant: Arc<str>,
-    target: Arc<str>,
+    id: TargetId,
     size: Option<u32>,
 }
 
@@ -92,8 +126,8 @@ pub struct ReadCache {
     max_age: Duration,
 }
 
-fn weight(k: &Key, v: &CachedPhoto) -> u32 {
-    let w = v.bytes.len() + k.target.len() + v.etag.len() + ENTRY_OVERHEAD;
+fn weight(v: &CachedPhoto) -> u32 {
+    let w = v.bytes.len() + v.etag.len() + ENTRY_OVERHEAD;
     u32::try_from(w).unwrap_or(u32::MAX)
 }
 
@@ -101,12 +135,9 @@ impl ReadCache {
     /// A cache of at most `max_bytes` photo bytes (0: off), each fresh for `max_age`.
     pub fn new(max_bytes: u64, max_age: Duration) -> ReadCache {
         let cache = (max_bytes > 0).then(|| {
-            let mut builder = Cache::builder().max_capacity(max_bytes).weigher(
-                |k: &Key, v: &Arc<CachedPhoto>| {
-                    let w = v.bytes.len() + k.target.len() + v.etag.len() + ENTRY_OVERHEAD;
-                    u32::try_from(w).unwrap_or(u32::MAX)
-                },
-            );
+            let mut builder = Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_: &Key, v: &Arc<CachedPhoto>| weight(v));
             if !max_age.is_zero() {
                 builder = builder.time_to_live(max_age.saturating_mul(KEEP_STALE_FACTOR));
             }
@@ -131,8 +162,7 @@ impl ReadCache {
 
     fn key(tenant: &str, target: &str, size: Option<u32>) -> Key {
         Key {
-            tenant: Arc::from(tenant.to_ascii_lowercase()),
-            target: Arc::from(target),
+            id: TargetId::of(tenant, target),
             size,
         }
     }
@@ -164,7 +194,7 @@ impl ReadCache {
         if let Some(cache) = &self.cache {
             let key = Self::key(tenant, target, size);
             // moka would admit it and evict it later: one photo over the whole bound never goes in.
-            if u64::from(weight(&key, &photo)) > self.max_bytes {
+            if u64::from(weight(&photo)) > self.max_bytes {
                 return;
             }
             cache.insert(key, photo).await;
@@ -176,20 +206,17 @@ impl ReadCache {
     /// replica). `target` is the resolved target, as the reads keyed it (e.g.
     /// `/users/{object id}`, `/groups/{id}`, `/users/{object id}/contacts/{id}`).
     pub async fn invalidate(&self, tenant: &str, target: &str) {
+        self.invalidate_id(TargetId::of(tenant, target)).await;
+    }
+
+    /// [`ReadCache::invalidate`] by the target's id (what another replica's message names).
+    pub async fn invalidate_id(&self, id: TargetId) {
         let Some(cache) = &self.cache else {
             return;
         };
-        // Every upload comes here: the names are copied once, not once per size.
-        let any = Self::key(tenant, target, None);
-        for size in PHOTO_SIZES.iter().map(|s| Some(*s)) {
-            cache
-                .invalidate(&Key {
-                    size,
-                    ..any.clone()
-                })
-                .await;
+        for size in PHOTO_SIZES.iter().map(|s| Some(*s)).chain([None]) {
+            cache.invalidate(&Key { id, size }).await;
         }
-        cache.invalidate(&any).await;
     }
 
     /// Forgets everything: the Redis invalidation channel was lost for a while, so other
@@ -228,6 +255,29 @@ mod tests {
             c.get("u", "/users/a", None).await.is_some(),
             "another tenant"
         );
+    }
+
+    #[test]
+    fn target_ids_ignore_the_tenants_case_and_keep_the_targets() {
+        let id = TargetId::of("Tenant-1", "/users/a@b.example");
+        assert_eq!(id, TargetId::of("tenant-1", "/users/a@b.example"));
+        assert_ne!(id, TargetId::of("tenant-1", "/users/A@b.example"));
+        // The parts' boundaries count: ("ab", "c") is not ("a", "bc").
+        assert_ne!(TargetId::of("ab", "c"), TargetId::of("a", "bc"));
+        let hex = id.hex();
+        assert_eq!(hex.len(), 32);
+        assert!(!hex.contains("users") && !hex.contains("tenant"));
+        assert_eq!(TargetId::parse(&hex), Some(id));
+        for bad in [
+            "",
+            "x",
+            &hex[..31],
+            &hex.to_uppercase(),
+            &format!("{hex}0"),
+            &"g".repeat(32),
+        ] {
+            assert_eq!(TargetId::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[tokio::test]

@@ -132,11 +132,10 @@ impl Application {
                 );
                 let (on_change, on_flush) = (read_cache.clone(), read_cache.clone());
                 invalidation.spawn_subscriber(
-                    move |tenant, target| {
+                    move |id| {
                         // The subscriber must not wait on the cache: the drop runs beside it.
-                        let (cache, tenant, target) =
-                            (on_change.clone(), tenant.to_owned(), target.to_owned());
-                        tokio::spawn(async move { cache.invalidate(&tenant, &target).await });
+                        let cache = on_change.clone();
+                        tokio::spawn(async move { cache.invalidate_id(id).await });
                     },
                     move || on_flush.flush(),
                 );

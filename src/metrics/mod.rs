@@ -248,7 +248,7 @@ pub fn redis_fallback(what: &'static str) {
 }
 
 /// `n` invalidations were offered to the other replicas: `sent`, `unneeded` (no replica had
-/// marked the target as cached), `failed` (Redis) or `oversized`.
+/// marked the target as cached) or `failed` (Redis).
 pub fn invalidation_published(result: &'static str, n: usize) {
     if n > 0 {
         ::metrics::counter!("photo_gateway_redis_invalidations_published_total", "result" => result)

@@ -380,7 +380,7 @@ impl PhotoService {
         if let Some(invalidation) = &self.invalidation {
             let notices: Vec<Notice> = keys
                 .iter()
-                .filter_map(|k| invalidation.notice(tenant, k))
+                .map(|k| invalidation.notice(tenant, k))
                 .collect();
             invalidation.announce(&notices, lease).await;
         }

@@ -3,10 +3,13 @@
 //! `PUBLISH` per change on `{prefix}invalidate`, and one subscriber task per process on a
 //! connection of its own (a subscribed connection can do nothing else).
 //!
-//! - **Messages** are small JSON objects `{"o": origin, "t": tenant, "k": target}`; `origin` is
-//!   a random id per process, so a replica skips what it published itself (its own cache was
-//!   already invalidated where the write happened). Anything malformed or over
-//!   [`MAX_MESSAGE_BYTES`] is counted and ignored: the channel is not trusted to be well-formed.
+//! - **Messages** are small JSON objects `{"o": origin, "h": target id}`; the target id is the
+//!   read cache's [`TargetId`] (a hash: no tenant, object id or UPN crosses Redis in the clear);
+//!   `origin` is a random id per process, so a replica skips what it published itself (its own
+//!   cache was already invalidated where the write happened). The older form `{"o", "t": tenant,
+//!   "k": target}` is still understood, so that replicas of both versions hear each other during
+//!   a rolling upgrade. Anything malformed or over [`MAX_MESSAGE_BYTES`] is counted and ignored:
+//!   the channel is not trusted to be well-formed.
 //! - **Marks**: a replica about to cache a target sets `{prefix}cached:{hash}` first
 //!   ([`Invalidation::mark`], before its Graph read); a change is published only while that mark
 //!   exists, and the publish drops it. Uploads to targets that no replica caches (most of them)
@@ -29,14 +32,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Script;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::limits::Lease;
-use super::{Redis, Use, hashed};
+use super::{Redis, Use};
 use crate::metrics;
+use crate::read_cache::TargetId;
 
-/// Largest message accepted (and published): a tenant id, a target (UPN or id) and the origin
-/// fit many times over.
+/// Largest message accepted: ours are under 100 bytes; an older replica's (tenant and target in
+/// the clear) fit many times over.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// How often an idle subscription is checked with a PING.
 pub const PING_EVERY: Duration = Duration::from_secs(5);
@@ -62,31 +66,24 @@ for i = 1, n do
 end
 return sent";
 
-#[derive(Serialize)]
-struct Outgoing<'a> {
-    #[serde(rename = "o")]
-    origin: &'a str,
-    #[serde(rename = "t")]
-    tenant: &'a str,
-    #[serde(rename = "k")]
-    target: &'a str,
-}
-
 #[derive(Deserialize)]
 struct Incoming {
     #[serde(rename = "o")]
     origin: String,
+    #[serde(rename = "h")]
+    id: Option<String>,
+    /// The older form's tenant and target.
     #[serde(rename = "t")]
-    tenant: String,
+    tenant: Option<String>,
     #[serde(rename = "k")]
-    target: String,
+    target: Option<String>,
 }
 
 /// What a received message turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 enum Received {
-    /// Another replica's change: invalidate (tenant, target).
-    Other(String, String),
+    /// Another replica's change: invalidate this target.
+    Other(TargetId),
     /// This process's own message.
     Own,
     /// Not a message of ours (not JSON of the expected shape, or too large).
@@ -131,19 +128,15 @@ impl Invalidation {
         self
     }
 
-    fn mark_key(&self, tenant: &str, target: &str) -> String {
-        format!(
-            "{}cached:{}",
-            self.redis.prefix(),
-            hashed(&[&tenant.to_ascii_lowercase(), target])
-        )
+    fn mark_key(&self, id: TargetId) -> String {
+        format!("{}cached:{}", self.redis.prefix(), id.hex())
     }
 
     /// Records that this replica is about to cache (tenant, target), so that changes of it are
     /// announced. Must complete before the Graph read whose answer is cached; false when Redis
     /// failed: the answer must then not be cached (no change would be announced to it).
     pub async fn mark(&self, tenant: &str, target: &str) -> bool {
-        let key = self.mark_key(tenant, target);
+        let key = self.mark_key(TargetId::of(tenant, target));
         let ttl_ms = u64::try_from(self.mark_ttl.as_millis()).unwrap_or(u64::MAX);
         self.redis
             .call(Use::Invalidation, |mut c| async move {
@@ -159,17 +152,13 @@ impl Invalidation {
             .is_some()
     }
 
-    /// The notice of a change of (tenant, target), `None` (counted) when its message would be
-    /// over [`MAX_MESSAGE_BYTES`].
-    pub fn notice(&self, tenant: &str, target: &str) -> Option<Notice> {
-        let Some(message) = encode(&self.origin, tenant, target) else {
-            metrics::invalidation_published("oversized", 1);
-            return None;
-        };
-        Some(Notice {
-            mark: self.mark_key(tenant, target),
-            message,
-        })
+    /// The notice of a change of (tenant, target).
+    pub fn notice(&self, tenant: &str, target: &str) -> Notice {
+        let id = TargetId::of(tenant, target);
+        Notice {
+            mark: self.mark_key(id),
+            message: encode(&self.origin, id),
+        }
     }
 
     /// Tells the replicas that may cache them about `notices` (those whose marks exist), and
@@ -224,15 +213,12 @@ impl Invalidation {
         &self.channel
     }
 
-    /// Tells the other replicas that (tenant, target) changed. True when Redis took the message
-    /// (how many subscribers got it does not matter); false when it was too large or Redis
+    /// Tells the other replicas that (tenant, target) changed, whether or not it is marked. True
+    /// when Redis took the message (how many subscribers got it does not matter); false when Redis
     /// failed, which is counted and otherwise ignored: the other replicas' entries then live out
     /// their TTL.
     pub async fn publish(&self, tenant: &str, target: &str) -> bool {
-        let Some(payload) = encode(&self.origin, tenant, target) else {
-            metrics::invalidation_published("oversized", 1);
-            return false;
-        };
+        let payload = encode(&self.origin, TargetId::of(tenant, target));
         let sent = self
             .redis
             .call(Use::Invalidation, |mut c| {
@@ -251,7 +237,7 @@ impl Invalidation {
         sent
     }
 
-    /// Starts the process's subscriber: `on_invalidate(tenant, target)` for every change another
+    /// Starts the process's subscriber: `on_invalidate(id)` for every change another
     /// replica publishes, `on_flush()` whenever the subscription comes back after being lost
     /// (messages may have been missed meanwhile). Runs until the handle is aborted or the runtime
     /// ends; the callbacks run on the subscriber task, so they must be quick and not block.
@@ -261,7 +247,7 @@ impl Invalidation {
         on_flush: F,
     ) -> tokio::task::JoinHandle<()>
     where
-        I: Fn(&str, &str) + Send + Sync + 'static,
+        I: Fn(TargetId) + Send + Sync + 'static,
         F: Fn() + Send + Sync + 'static,
     {
         let client = self.redis.client().clone();
@@ -281,28 +267,30 @@ impl Invalidation {
     }
 }
 
-/// The message for (tenant, target) from `origin`, or `None` if it would exceed the bound.
-fn encode(origin: &str, tenant: &str, target: &str) -> Option<String> {
-    let text = serde_json::to_string(&Outgoing {
-        origin,
-        tenant,
-        target,
-    })
-    .ok()?;
-    (text.len() <= MAX_MESSAGE_BYTES).then_some(text)
+/// The message for the target `id` from `origin`.
+fn encode(origin: &str, id: TargetId) -> String {
+    serde_json::json!({"o": origin, "h": id.hex()}).to_string()
 }
 
 fn decode(payload: &[u8], me: &str) -> Received {
     if payload.len() > MAX_MESSAGE_BYTES {
         return Received::Malformed;
     }
-    match serde_json::from_slice::<Incoming>(payload) {
-        Ok(m) if m.origin == me => Received::Own,
-        Ok(m) if !m.tenant.is_empty() && !m.target.is_empty() => {
-            Received::Other(m.tenant, m.target)
-        }
-        _ => Received::Malformed,
+    let Ok(m) = serde_json::from_slice::<Incoming>(payload) else {
+        return Received::Malformed;
+    };
+    if m.origin == me {
+        return Received::Own;
     }
+    let id = match (m.id, m.tenant, m.target) {
+        (Some(id), _, _) => TargetId::parse(&id),
+        // An older replica's message names the target in the clear.
+        (None, Some(tenant), Some(target)) if !tenant.is_empty() && !target.is_empty() => {
+            Some(TargetId::of(&tenant, &target))
+        }
+        _ => None,
+    };
+    id.map_or(Received::Malformed, Received::Other)
 }
 
 /// The pause before attempt `n` (0-based) to subscribe again.
@@ -318,7 +306,7 @@ async fn subscribe_forever(
     channel: &str,
     origin: &str,
     connect_timeout: Duration,
-    on_invalidate: &(dyn Fn(&str, &str) + Send + Sync),
+    on_invalidate: &(dyn Fn(TargetId) + Send + Sync),
     on_flush: &(dyn Fn() + Send + Sync),
 ) {
     // Set when the subscription was lost or could not be made: the next one flushes first.
@@ -372,7 +360,7 @@ async fn subscribe_forever(
 async fn listen(
     ps: redis::aio::PubSub,
     origin: &str,
-    on_invalidate: &(dyn Fn(&str, &str) + Send + Sync),
+    on_invalidate: &(dyn Fn(TargetId) + Send + Sync),
 ) {
     let (mut sink, mut stream) = ps.split();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -383,9 +371,9 @@ async fn listen(
             msg = stream.next() => {
                 let Some(msg) = msg else { return };
                 match decode(msg.get_payload_bytes(), origin) {
-                    Received::Other(tenant, target) => {
+                    Received::Other(id) => {
                         metrics::invalidation_received("applied");
-                        on_invalidate(&tenant, &target);
+                        on_invalidate(id);
                     }
                     Received::Own => metrics::invalidation_received("own"),
                     Received::Malformed => metrics::invalidation_received("malformed"),
@@ -407,33 +395,41 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_own_ones_are_recognised() {
-        let m = encode("me", "tenant-1", "users/a@b.example").unwrap();
-        assert_eq!(
-            decode(m.as_bytes(), "other"),
-            Received::Other("tenant-1".into(), "users/a@b.example".into())
-        );
+        let id = TargetId::of("tenant-1", "users/a@b.example");
+        let m = encode("me", id);
+        assert_eq!(decode(m.as_bytes(), "other"), Received::Other(id));
         assert_eq!(decode(m.as_bytes(), "me"), Received::Own);
     }
 
     #[test]
-    fn quotes_and_separators_in_names_survive() {
-        let m = encode("me", "t\"|,", "a\nb\\c").unwrap();
+    fn messages_carry_neither_the_tenant_nor_the_target() {
+        let m = encode(
+            "me",
+            TargetId::of("tenant-1", "/users/alice@contoso.example"),
+        );
+        assert!(!m.contains("tenant") && !m.contains("alice"), "{m}");
+        assert!(m.len() < 100, "{m}");
+    }
+
+    #[test]
+    fn an_older_replicas_message_in_the_clear_is_still_understood() {
+        let old = br#"{"o":"x","t":"Tenant-1","k":"a\nb\"c"}"#;
         assert_eq!(
-            decode(m.as_bytes(), "x"),
-            Received::Other("t\"|,".into(), "a\nb\\c".into())
+            decode(old, "me"),
+            Received::Other(TargetId::of("tenant-1", "a\nb\"c"))
         );
     }
 
     #[test]
-    fn oversized_messages_are_neither_sent_nor_accepted() {
+    fn oversized_messages_are_not_accepted() {
         let long = "x".repeat(MAX_MESSAGE_BYTES);
-        assert_eq!(encode("me", "t", &long), None);
         let forged = format!(r#"{{"o":"x","t":"t","k":"{long}"}}"#);
         assert_eq!(decode(forged.as_bytes(), "me"), Received::Malformed);
     }
 
     #[test]
     fn anything_else_is_malformed() {
+        let upper = TargetId::of("t", "k").hex().to_uppercase();
         for bad in [
             &b""[..],
             b"not json",
@@ -441,6 +437,10 @@ mod tests {
             br#"{"o":"x","t":"t"}"#,
             br#"{"o":"x","t":"","k":"k"}"#,
             br#"{"o":1,"t":"t","k":"k"}"#,
+            br#"{"o":"x","h":"users/u1"}"#,
+            br#"{"o":"x","h":""}"#,
+            br#"{"o":"x","h":7}"#,
+            format!(r#"{{"o":"x","h":"{upper}"}}"#).as_bytes(),
             b"\xff\xfe",
         ] {
             assert_eq!(decode(bad, "me"), Received::Malformed, "{bad:?}");

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use photo_gateway_emulators::directory::{DEMO_USER_ID, TENANT_DOMAIN};
+use photo_gateway::read_cache::TargetId;
+use photo_gateway_emulators::directory::{DEMO_USER_ID, TENANT_DOMAIN, TENANT_ID};
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
 
 use crate::support::{
@@ -808,10 +809,10 @@ async fn a_change_is_announced_only_where_a_replica_may_cache_it_and_frees_its_s
         .await
         .expect("the change is announced")
         .unwrap();
-    assert!(
-        message.contains(&format!("/users/{DEMO_USER_ID}")),
-        "{message}"
-    );
+    // It names the target by its id: the user's object id is not in it.
+    let id = TargetId::of(TENANT_ID, &format!("/users/{DEMO_USER_ID}"));
+    assert!(message.contains(&id.hex()), "{message}");
+    assert!(!message.contains(DEMO_USER_ID), "{message}");
     // The mark went with the message: a third upload, with nothing read since, tells nobody.
     assert_eq!(put(&client, &b, ME, &token, 3).await.0, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;

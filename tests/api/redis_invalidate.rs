@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use photo_gateway::config::RedisConfig;
+use photo_gateway::read_cache::TargetId;
 use photo_gateway::shared::Redis;
 use photo_gateway::shared::invalidate::{Invalidation, PING_EVERY};
 use secrecy::{SecretSlice, SecretString};
@@ -35,7 +37,7 @@ fn config(server: &RedisServer) -> RedisConfig {
 /// A replica's side of the channel: its handle, what its callback heard, how often it flushed.
 struct Replica {
     channel: Invalidation,
-    heard: mpsc::UnboundedReceiver<(String, String)>,
+    heard: mpsc::UnboundedReceiver<TargetId>,
     flushes: Arc<AtomicUsize>,
     _subscriber: AbortOnDrop,
 }
@@ -54,8 +56,8 @@ fn replica(server: &RedisServer) -> Replica {
     let flushes = Arc::new(AtomicUsize::new(0));
     let f = flushes.clone();
     let subscriber = channel.spawn_subscriber(
-        move |tenant, target| {
-            let _ = tx.send((tenant.to_owned(), target.to_owned()));
+        move |id| {
+            let _ = tx.send(id);
         },
         move || {
             f.fetch_add(1, Ordering::SeqCst);
@@ -93,7 +95,7 @@ async fn subscribers(server: &RedisServer, channel: &str, n: u64) {
     }
 }
 
-async fn next(r: &mut Replica) -> (String, String) {
+async fn next(r: &mut Replica) -> TargetId {
     tokio::time::timeout(Duration::from_secs(10), r.heard.recv())
         .await
         .expect("no invalidation heard within 10 s")
@@ -111,20 +113,21 @@ async fn a_change_on_one_replica_reaches_the_other_and_a_lost_subscription_flush
 
     // A's write reaches B's callback, and only B's: A's own cache was invalidated where it wrote.
     assert!(a.channel.publish("tenant-1", "users/u1").await);
-    assert_eq!(next(&mut b).await, ("tenant-1".into(), "users/u1".into()));
+    assert_eq!(next(&mut b).await, TargetId::of("tenant-1", "users/u1"));
     assert!(b.channel.publish("tenant-1", "teams/t9").await);
-    assert_eq!(next(&mut a).await, ("tenant-1".into(), "teams/t9".into()));
+    assert_eq!(next(&mut a).await, TargetId::of("tenant-1", "teams/t9"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(a.heard.try_recv().is_err(), "A heard its own message");
     assert!(b.heard.try_recv().is_err(), "B heard its own message");
 
-    // Junk on the channel (someone else's publisher, an oversized forgery) calls nothing; the next
-    // real message still arrives, in order.
+    // Junk on the channel (someone else's publisher, an oversized forgery, an id that is no
+    // hash) calls nothing; the next real message still arrives, in order.
     let mut c = server.connection().await.unwrap();
     for junk in [
         "not json".to_owned(),
         r#"{"o":"x","t":"t"}"#.to_owned(),
         format!(r#"{{"o":"x","t":"t","k":"{}"}}"#, "k".repeat(2048)),
+        r#"{"o":"x","h":"users/u1"}"#.to_owned(),
     ] {
         let _: u64 = redis::cmd("PUBLISH")
             .arg(a.channel.channel())
@@ -134,14 +137,29 @@ async fn a_change_on_one_replica_reaches_the_other_and_a_lost_subscription_flush
             .unwrap();
     }
     assert!(a.channel.publish("tenant-2", "users/u2").await);
-    assert_eq!(next(&mut b).await, ("tenant-2".into(), "users/u2".into()));
-    // A name too long to send is refused at the source, not sent.
-    assert!(!a.channel.publish("tenant-2", &"u".repeat(2048)).await);
+    assert_eq!(next(&mut b).await, TargetId::of("tenant-2", "users/u2"));
+    // What crosses Redis names neither the tenant nor the target, however long the name.
+    let long = format!("/users/{}@contoso.example", "alice".repeat(400));
+    let raw = redis::Client::open(server.url_with_credentials()).unwrap();
+    let mut watcher = raw.get_async_pubsub().await.unwrap();
+    watcher.subscribe(a.channel.channel()).await.unwrap();
+    assert!(a.channel.publish("Tenant-7", &long).await);
+    assert_eq!(next(&mut b).await, TargetId::of("tenant-7", &long));
+    let seen = tokio::time::timeout(Duration::from_secs(10), watcher.on_message().next())
+        .await
+        .expect("the watcher saw the message")
+        .expect("subscribed");
+    let payload: String = seen.get_payload().unwrap();
+    assert!(
+        !payload.contains("enant") && !payload.contains("alice") && payload.len() < 100,
+        "{payload}"
+    );
+    drop(watcher);
     // Past a liveness PING (in subscribed mode), the subscription is still the same one: no
     // flush, and messages still arrive.
     tokio::time::sleep(PING_EVERY + Duration::from_secs(1)).await;
     assert!(a.channel.publish("tenant-2", "users/u5").await);
-    assert_eq!(next(&mut b).await, ("tenant-2".into(), "users/u5".into()));
+    assert_eq!(next(&mut b).await, TargetId::of("tenant-2", "users/u5"));
     assert_eq!(
         a.flushes.load(Ordering::SeqCst),
         0,
@@ -172,7 +190,7 @@ async fn a_change_on_one_replica_reaches_the_other_and_a_lost_subscription_flush
         assert!(Instant::now() < deadline, "publishing never resumed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(next(&mut b).await, ("tenant-4".into(), "users/u4".into()));
+    assert_eq!(next(&mut b).await, TargetId::of("tenant-4", "users/u4"));
     assert!(
         b.heard.try_recv().is_err(),
         "the message published while Redis was down must not appear later"
