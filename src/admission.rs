@@ -146,19 +146,31 @@ fn share(limit: usize, n: u32) -> usize {
     }
 }
 
-fn mailbox_busy(conc: usize) -> ApiError {
+/// How a refusal names the limit it applied: Graph's, or this replica's share of it while the
+/// shared limits are unavailable.
+fn whose(share: bool) -> &'static str {
+    if share {
+        "through this replica (its share of Graph's per-mailbox limit while the replicas' shared limits are unavailable)"
+    } else {
+        "(Graph's per-mailbox limit)"
+    }
+}
+
+fn mailbox_busy(conc: usize, share: bool) -> ApiError {
     ApiError::RateLimited {
         detail: format!(
-            "this mailbox already has {conc} uploads in progress from this app (Graph's per-mailbox limit)"
+            "this mailbox already has {conc} uploads in progress from this app {}",
+            whose(share)
         ),
         retry_after: 1,
     }
 }
 
-fn mailbox_full(window_bytes: usize, wait: Duration) -> ApiError {
+fn mailbox_full(window_bytes: usize, wait: Duration, share: bool) -> ApiError {
     ApiError::RateLimited {
         detail: format!(
-            "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds (Graph's per-mailbox limit)"
+            "this app has sent {window_bytes} bytes to this mailbox in the last 30 seconds {}",
+            whose(share)
         ),
         retry_after: retry_after_secs(wait),
     }
@@ -439,7 +451,9 @@ impl Admission {
             Some(s) => {
                 match tokio::time::timeout_at(deadline.into(), s.clone().acquire_owned()).await {
                     Ok(Ok(p)) => Some(p),
-                    _ => return Err(mailbox_busy(self.config.mailbox_concurrency)),
+                    _ => {
+                        return Err(mailbox_busy(conc, conc < self.config.mailbox_concurrency));
+                    }
                 }
             }
             None => None,
@@ -476,7 +490,13 @@ impl Admission {
                 match wait {
                     None => break,
                     Some(w) if Instant::now() + w <= deadline => tokio::time::sleep(w).await,
-                    Some(w) => return Err(mailbox_full(self.config.mailbox_bytes_per_30s, w)),
+                    Some(w) => {
+                        return Err(mailbox_full(
+                            window_bytes,
+                            w,
+                            window_bytes < self.config.mailbox_bytes_per_30s,
+                        ));
+                    }
                 }
             }
         }
@@ -510,7 +530,7 @@ impl Admission {
                         match window {
                             Window::Fits => counted = true,
                             Window::Full(wait) if Instant::now() + wait > deadline => {
-                                return Some(Err(mailbox_full(w.window_bytes, wait)));
+                                return Some(Err(mailbox_full(w.window_bytes, wait, false)));
                             }
                             Window::Full(wait) => tokio::time::sleep(wait).await,
                         }
@@ -520,7 +540,7 @@ impl Admission {
                         *rate = None;
                         let pause = SLOT_POLL + SLOT_POLL.mul_f64(rand::random::<f64>());
                         if Instant::now() + pause > deadline {
-                            return Some(Err(mailbox_busy(w.conc)));
+                            return Some(Err(mailbox_busy(w.conc, false)));
                         }
                         tokio::time::sleep(pause).await;
                     }
@@ -536,7 +556,9 @@ impl Admission {
                     Window::Full(wait) if Instant::now() + wait <= deadline => {
                         tokio::time::sleep(wait).await
                     }
-                    Window::Full(wait) => return Some(Err(mailbox_full(w.window_bytes, wait))),
+                    Window::Full(wait) => {
+                        return Some(Err(mailbox_full(w.window_bytes, wait, false)));
+                    }
                 }
             }
         }
@@ -656,6 +678,65 @@ mod tests {
             ),
             "10 + 80 + 20 > 100 in 30 s"
         );
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use secrecy::SecretSlice;
+
+    use super::*;
+    use crate::config::RedisConfig;
+    use crate::shared::Redis;
+
+    #[tokio::test]
+    async fn with_redis_unreachable_a_refusal_names_this_replicas_share() {
+        // Nothing listens on port 1: every call fails at once and the replica's share applies.
+        let redis = Redis::new(&RedisConfig {
+            url: url::Url::parse("redis://127.0.0.1:1").unwrap(),
+            ca_bundle_file: None,
+            username: None,
+            password: None,
+            timeout: Duration::from_millis(200),
+            expected_replicas: 4,
+            key_prefix: "t:".into(),
+            token_keys: Vec::new(),
+            hmac_key: SecretSlice::from(vec![1u8; 32]),
+            lease: Duration::from_secs(3),
+        })
+        .unwrap();
+        let global = Arc::new(GlobalLimits::new(Arc::new(redis), Duration::from_secs(3)));
+        let config = AdmissionConfig {
+            mailbox_concurrency: 4,
+            mailbox_bytes_per_30s: 0,
+            ..tests_cfg()
+        };
+        let l = Admission::with_global(config, Some(global), 4);
+        let _slot = l.mailbox("app", "m", 10, None).await.unwrap();
+        match l.mailbox("app", "m", 10, None).await {
+            Err(ApiError::RateLimited { detail, .. }) => {
+                assert!(detail.contains("already has 1 uploads"), "{detail}");
+                assert!(detail.contains("this replica"), "{detail}");
+            }
+            Err(other) => panic!("expected a 429, got {other:?}"),
+            Ok(_) => panic!("a second upload got through this replica's share of 1"),
+        }
+    }
+
+    fn tests_cfg() -> AdmissionConfig {
+        AdmissionConfig {
+            max_inflight_uploads: 2,
+            max_inflight_bytes: 1000,
+            caller_rate_per_min: 0,
+            caller_burst: 1,
+            mailbox_concurrency: 1,
+            mailbox_bytes_per_30s: 100,
+            mailbox_queue: Duration::from_millis(50),
+            mailbox_lookup_ttl: Duration::from_secs(3600),
+        }
     }
 }
 

@@ -19,7 +19,8 @@ pub struct RedisConfig {
     /// `redis://` or `rediss://` URL (host, port, database); credentials come from the
     /// variables below, never from the URL.
     pub url: Url,
-    /// Extra CA certificates (PEM) trusted for `rediss://`; the system roots when `None`.
+    /// CA certificates (PEM) trusted for `rediss://` instead of the system roots; the system
+    /// roots when `None`.
     pub ca_bundle_file: Option<PathBuf>,
     /// ACL user name.
     pub username: Option<String>,
