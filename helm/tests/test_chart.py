@@ -1079,3 +1079,16 @@ def test_redis_expected_replicas_follow_replica_count_unless_set():
 def test_redis_values_the_gateway_would_refuse_are_refused(sets):
     err = render_fails(set_values=sets)
     assert "schema" in err or "redis.enabled needs" in err, err
+
+
+def test_a_redis_ca_bundle_needs_a_tls_url():
+    sets = {
+        "redis.enabled": "true",
+        "redis.url": "redis://redis:6379",
+        "redis.existingSecret": "s",
+        "redis.caBundle.existingConfigMap": "redis-ca",
+    }
+    err = render_fails(set_values=sets)
+    assert "redis.caBundle is for a rediss://" in err, err
+    ok = render(sets={**sets, "redis.url": "rediss://redis:6380"})
+    assert ok.config["PHOTO_GATEWAY_REDIS_CA_BUNDLE_FILE"] == "/etc/photo-gateway/redis-ca/ca.crt"

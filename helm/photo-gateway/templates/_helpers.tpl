@@ -208,6 +208,9 @@ imagePullSecrets:
 {{- if and .Values.redis.enabled (or (not .Values.redis.url) (not .Values.redis.existingSecret)) -}}
 {{- fail "redis.enabled needs redis.url and redis.existingSecret (password, token keys, HMAC key)" -}}
 {{- end -}}
+{{- if and .Values.redis.enabled .Values.redis.caBundle.existingConfigMap (not (hasPrefix "rediss://" (toString .Values.redis.url))) -}}
+{{- fail "redis.caBundle is for a rediss:// (TLS) redis.url: the gateway refuses a CA bundle with a plain redis:// URL" -}}
+{{- end -}}
 {{- if and .Values.workloadIdentity.enabled (not (include "photo-gateway.workloadIdentityClientId" .)) -}}
 {{- fail "workloadIdentity.enabled needs workloadIdentity.clientId or config.clientId" -}}
 {{- end -}}
