@@ -381,10 +381,72 @@ async fn a_dead_replicas_mailbox_slot_frees_itself_when_its_lease_ends() {
 }
 
 #[tokio::test]
+async fn an_upload_longer_than_its_lease_keeps_its_slot() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let vars = env(
+        &redis,
+        &[
+            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "1"),
+            ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "0.2"),
+            ("PHOTO_GATEWAY_REDIS_LEASE_SECS", "1"),
+        ],
+    );
+    let slow = replica(&emus, &vars, None).await;
+    let other = replica(&emus, &vars, None).await;
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    let client = reqwest::Client::new();
+    assert_eq!(put(&client, &other, ME, &token, 1).await.0, 200);
+
+    // Graph takes 4 s: four leases' worth, renewed while the upload runs.
+    emus.graph.set_write_latency(Duration::from_secs(4));
+    let long = {
+        let (client, token) = (client.clone(), token.clone());
+        let base = slow.base();
+        tokio::spawn(async move {
+            client
+                .put(format!("{base}{ME}"))
+                .bearer_auth(token)
+                .header("content-type", "image/jpeg")
+                .body(jpeg(600, 2))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emus.graph.counters().in_flight_per_mailbox.is_empty() {
+        assert!(Instant::now() < deadline, "the upload reached Graph");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past two lease lengths, the slot is still held: the other replica is refused.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (status, retry_after) = put(&client, &other, ME, &token, 3).await;
+    assert_eq!(
+        (status, retry_after.as_deref()),
+        (429, Some("1")),
+        "the running upload's lease was renewed"
+    );
+    assert_eq!(long.await.unwrap().unwrap(), 200);
+    emus.graph.set_write_latency(Duration::ZERO);
+    // Released at its answer: the next upload goes through at once.
+    assert_eq!(put(&client, &other, ME, &token, 4).await.0, 200);
+    assert_eq!(
+        emus.graph
+            .counters()
+            .max_in_flight_per_mailbox
+            .values()
+            .max(),
+        Some(&1),
+        "Graph never saw two uploads to the mailbox at once"
+    );
+}
+
+#[tokio::test]
 async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
     let emus = emulators(4).await;
     let mut redis = RedisServer::start().await;
-    let metrics_ports: Vec<String> = (0..2)
+    let metrics_ports: Vec<String> = (0..3)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -400,7 +462,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         let vars = env(
             &redis,
             &[
-                ("PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS", "2"),
+                ("PHOTO_GATEWAY_REDIS_EXPECTED_REPLICAS", "3"),
                 ("PHOTO_GATEWAY_METRICS_ADDR", &addr),
             ],
         );
@@ -425,7 +487,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         }
     };
 
-    // Load for 3 s from 4 users over both replicas; Redis dies after 1 s.
+    // Load for 3 s from 4 users over the three replicas; Redis dies after 1 s.
     let load = async {
         let mut statuses = Vec::new();
         let until = Instant::now() + Duration::from_secs(3);
@@ -435,7 +497,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
                 tokens
                     .iter()
                     .enumerate()
-                    .map(|(u, t)| put(&client, &replicas[(u + i) % 2], ME, t, (u + i) as u8)),
+                    .map(|(u, t)| put(&client, &replicas[(u + i) % 3], ME, t, (u + i) as u8)),
             )
             .await;
             statuses.extend(round.into_iter().map(|(s, _)| s));
@@ -458,7 +520,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         assert!(metric(port, "photo_gateway_redis_fallbacks_total").await >= 1.0);
     }
 
-    // Meanwhile each replica keeps its share of a mailbox: 4 / 2 expected replicas = 2 at once.
+    // Meanwhile each replica keeps its share of a mailbox: 4 / 3 expected replicas, 1 at once.
     emus.graph.set_write_latency(Duration::from_millis(300));
     let demo = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
     let outage = futures_util::future::join_all(
@@ -472,7 +534,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         .max_in_flight_per_mailbox
         .get(&format!("/users/{DEMO_USER_ID}"))
         .copied();
-    assert_eq!(max, Some(2), "this replica's share of Graph's 4");
+    assert_eq!(max, Some(1), "this replica's share of Graph's 4");
     emus.graph.set_write_latency(Duration::ZERO);
 
     // Back (empty): the next probe (one a second) finds it, and the replicas share again.
@@ -487,7 +549,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         for port in &metrics_ports {
             up += metric(port, "photo_gateway_redis_up").await;
         }
-        if up == 2.0 {
+        if up == 3.0 {
             break;
         }
         assert!(Instant::now() < deadline, "Redis never came back into use");
@@ -500,7 +562,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
     assert_eq!(
         obo(&emus),
         before + 1,
-        "one exchange for both replicas again"
+        "one exchange for the three replicas again"
     );
     assert_eq!(redis.keys("pgw:tok:*").await.len(), 1);
 }
