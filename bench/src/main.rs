@@ -573,7 +573,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
             "benchmark": "photo-gateway issue 12, phase 8 only",
             "machine": machine,
             "conditions": conditions(&gateway_bin, &gateway_version, &load_before, p),
-            "gateway": {"binary": gateway_bin.display().to_string(), "version": gateway_version, "git": procs::git_describe(&workspace)},
+            "gateway": {"binary": gateway_bin.display().to_string(), "binary_sha256": procs::binary_sha256(&gateway_bin), "version": gateway_version, "git": procs::git_describe(&workspace)},
             "parameters": p.to_json(),
             "duration_s": started.elapsed().as_secs_f64(),
             "forward": v,
@@ -975,6 +975,7 @@ async fn run(args: &Args, p: &Params) -> Result<Vec<String>, String> {
         "conditions": conditions(&gateway_bin, &gateway_version, &load_before, p),
         "gateway": {
             "binary": gateway_bin.display().to_string(),
+            "binary_sha256": procs::binary_sha256(&gateway_bin),
             "version": gateway_version,
             "git": procs::git_describe(&workspace),
         },
@@ -1054,6 +1055,7 @@ fn conditions(bin: &Path, version: &str, load_before: &Value, p: &Params) -> Val
     json!({
         "load_average_before": load_before,
         "gateway_build": machine::build_profile(version, bin),
+        // Phases 1-6 run the gateway's default (one worker per core); phase 8 records its own.
         "gateway_workers": cores(),
         "phases_1_to_5": {
             "log_level": "warn",
@@ -1070,6 +1072,7 @@ fn conditions(bin: &Path, version: &str, load_before: &Value, p: &Params) -> Val
             "limits": "on; caller rate, mailbox bytes and in-flight bytes raised above the load",
             "image_mode": "passthrough",
             "bodies": "multipart (default) and raw, PUT and PATCH",
+            "workers": p.forward_workers,
             "run": p.forward,
         },
     })
@@ -1370,7 +1373,7 @@ async fn image_throughput_only(
     problems.extend(stage_problems);
     let results = json!({
         "machine": machine::describe(),
-        "gateway": {"binary": gateway_bin.display().to_string(), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
+        "gateway": {"binary": gateway_bin.display().to_string(), "binary_sha256": procs::binary_sha256(gateway_bin), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
         "duration_s": started.elapsed().as_secs_f64(),
         "image_stage": stage,
         "image_throughput": {
@@ -1439,7 +1442,7 @@ async fn replicas_only(
     let v = replicas::run(&setup, &mut problems).await?;
     let results = json!({
         "machine": machine::describe(),
-        "gateway": {"binary": gateway_bin.display().to_string(), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
+        "gateway": {"binary": gateway_bin.display().to_string(), "binary_sha256": procs::binary_sha256(gateway_bin), "git": procs::git_describe(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))},
         "duration_s": started.elapsed().as_secs_f64(),
         "replicas": v,
         "problems": problems,

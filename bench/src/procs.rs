@@ -429,6 +429,15 @@ pub fn git_describe(workspace: &Path) -> Value {
     json!({"head": head, "gateway_sources_modified": dirty})
 }
 
+/// The SHA-256 of the gateway binary (`sha256sum`): names the build measured, whichever commit
+/// the bench itself was run from (`git_describe` is the bench checkout's, not `--gateway-bin`'s).
+pub fn binary_sha256(bin: &Path) -> Option<String> {
+    let out = Command::new("sha256sum").arg(bin).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hash = text.split_whitespace().next()?;
+    (out.status.success() && hash.len() == 64).then(|| hash.to_owned())
+}
+
 /// `perf record -e cpu-clock` attached to a process, stopped (SIGINT) and reaped on `stop`.
 pub struct PerfRecord(Child);
 
