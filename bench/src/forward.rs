@@ -223,16 +223,21 @@ fn cpu_of(pids: &[u32]) -> Option<Duration> {
         .sum::<Option<Duration>>()
 }
 
-/// jemalloc's figures as the gateway reports them on `/metrics` (KiB by kind), `Null` when the
-/// scrape fails or the gateway predates them.
-async fn allocator(client: &reqwest::Client, metrics_port: u16) -> Value {
-    let text = match client
+/// The gateway's `/metrics` text, `None` when the scrape fails.
+async fn scrape(client: &reqwest::Client, metrics_port: u16) -> Option<String> {
+    let r = client
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .send()
         .await
-    {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return Value::Null,
+        .ok()?;
+    Some(r.text().await.unwrap_or_default())
+}
+
+/// jemalloc's figures as the gateway reports them on `/metrics` (KiB by kind), `Null` when the
+/// scrape fails or the gateway predates them.
+async fn allocator(client: &reqwest::Client, metrics_port: u16) -> Value {
+    let Some(text) = scrape(client, metrics_port).await else {
+        return Value::Null;
     };
     let mut m = serde_json::Map::new();
     for line in text.lines() {
@@ -256,13 +261,8 @@ async fn allocator(client: &reqwest::Client, metrics_port: u16) -> Value {
 /// records them (token-cache entries, read-cache bytes) beside the RSS it does not subtract them
 /// from.
 async fn caches(client: &reqwest::Client, metrics_port: u16) -> Value {
-    let text = match client
-        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-    {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return Value::Null,
+    let Some(text) = scrape(client, metrics_port).await else {
+        return Value::Null;
     };
     let gauge = |name: &str| {
         text.lines()

@@ -165,6 +165,16 @@ async fn users_through_three_replicas_cost_one_exchange_each_and_a_new_replica_u
     }
 }
 
+/// The sealed values of the shared token cache (`kid.base64`).
+async fn sealed_tokens(redis: &RedisServer) -> Vec<String> {
+    redis
+        .keys("pgw:tok:*")
+        .await
+        .into_iter()
+        .filter_map(|(_, v)| v)
+        .collect()
+}
+
 #[tokio::test]
 async fn keys_rotate_without_a_flush() {
     let emus = emulators(3).await;
@@ -194,12 +204,7 @@ async fn keys_rotate_without_a_flush() {
     assert_eq!(obo(&emus), 1, "the old key still opens the cached token");
     assert_eq!(put(&client, &new, ME, &b, 2).await.0, 200);
     assert_eq!(obo(&emus), 2);
-    let sealed: Vec<String> = redis
-        .keys("pgw:tok:*")
-        .await
-        .into_iter()
-        .filter_map(|(_, v)| v)
-        .collect();
+    let sealed = sealed_tokens(&redis).await;
     assert!(sealed.iter().any(|v| v.starts_with("k2.")), "{sealed:?}");
     assert!(sealed.iter().any(|v| v.starts_with("k1.")), "{sealed:?}");
 
@@ -231,12 +236,7 @@ async fn a_key_id_with_a_dot_opens_what_it_sealed() {
     let first = replica(&emus, &vars, None).await;
     assert_eq!(put(&client, &first, ME, &a, 1).await.0, 200);
     assert_eq!(obo(&emus), 1);
-    let sealed: Vec<String> = redis
-        .keys("pgw:tok:*")
-        .await
-        .into_iter()
-        .filter_map(|(_, v)| v)
-        .collect();
+    let sealed = sealed_tokens(&redis).await;
     assert!(
         sealed.iter().all(|v| v.starts_with("2026.12.")),
         "{sealed:?}"
@@ -320,44 +320,65 @@ async fn the_per_caller_rate_holds_across_replicas() {
     }
 }
 
-#[tokio::test]
-async fn a_dead_replicas_mailbox_slot_frees_itself_when_its_lease_ends() {
-    let emus = emulators(0).await;
-    let redis = RedisServer::start().await;
+/// Two replicas sharing one mailbox slot (concurrency 1, a short queue) with leases of
+/// `lease_secs`; the second one's token is warm.
+async fn one_slot_replicas(
+    emus: &Emulators,
+    redis: &RedisServer,
+    lease_secs: &str,
+) -> (GatewayProcess, GatewayProcess, String, reqwest::Client) {
     let vars = env(
-        &redis,
+        redis,
         &[
             ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "1"),
             ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "0.2"),
-            ("PHOTO_GATEWAY_REDIS_LEASE_SECS", "2"),
+            ("PHOTO_GATEWAY_REDIS_LEASE_SECS", lease_secs),
         ],
     );
-    let doomed = replica(&emus, &vars, None).await;
-    let survivor = replica(&emus, &vars, None).await;
+    let first = replica(emus, &vars, None).await;
+    let second = replica(emus, &vars, None).await;
     let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
     let client = reqwest::Client::new();
-    // Warm the survivor's token so its later requests are quick.
-    assert_eq!(put(&client, &survivor, ME, &token, 1).await.0, 200);
+    assert_eq!(put(&client, &second, ME, &token, 1).await.0, 200);
+    (first, second, token, client)
+}
 
-    emus.graph.set_write_latency(Duration::from_secs(30));
-    let hung = {
-        let (client, token, base) = (client.clone(), token.clone(), doomed.base());
-        tokio::spawn(async move {
-            client
-                .put(format!("{base}{ME}"))
-                .bearer_auth(token)
-                .header("content-type", "image/jpeg")
-                .body(jpeg(600, 2))
-                .send()
-                .await
-        })
-    };
-    // Until Graph has it, the doomed replica holds the mailbox's one slot.
+/// Starts an upload through `g` and returns once Graph has it (so `g` holds the mailbox's slot);
+/// the handle gives its status, `None` if it never answered.
+async fn upload_holding_the_slot(
+    emus: &Emulators,
+    client: &reqwest::Client,
+    g: &GatewayProcess,
+    token: &str,
+) -> tokio::task::JoinHandle<Option<u16>> {
+    let (client, token, base) = (client.clone(), token.to_owned(), g.base());
+    let upload = tokio::spawn(async move {
+        client
+            .put(format!("{base}{ME}"))
+            .bearer_auth(token)
+            .header("content-type", "image/jpeg")
+            .body(jpeg(600, 2))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while emus.graph.counters().in_flight_per_mailbox.is_empty() {
         assert!(Instant::now() < deadline, "the upload reached Graph");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    upload
+}
+
+#[tokio::test]
+async fn a_dead_replicas_mailbox_slot_frees_itself_when_its_lease_ends() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let (doomed, survivor, token, client) = one_slot_replicas(&emus, &redis, "2").await;
+    emus.graph.set_write_latency(Duration::from_secs(30));
+    // The doomed replica holds the mailbox's one slot.
+    let hung = upload_holding_the_slot(&emus, &client, &doomed, &token).await;
     doomed.signal("KILL");
     emus.graph.set_write_latency(Duration::ZERO);
     let (status, retry_after) = put(&client, &survivor, ME, &token, 3).await;
@@ -384,41 +405,10 @@ async fn a_dead_replicas_mailbox_slot_frees_itself_when_its_lease_ends() {
 async fn an_upload_longer_than_its_lease_keeps_its_slot() {
     let emus = emulators(0).await;
     let redis = RedisServer::start().await;
-    let vars = env(
-        &redis,
-        &[
-            ("PHOTO_GATEWAY_MAILBOX_CONCURRENCY", "1"),
-            ("PHOTO_GATEWAY_MAILBOX_QUEUE_SECS", "0.2"),
-            ("PHOTO_GATEWAY_REDIS_LEASE_SECS", "1"),
-        ],
-    );
-    let slow = replica(&emus, &vars, None).await;
-    let other = replica(&emus, &vars, None).await;
-    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
-    let client = reqwest::Client::new();
-    assert_eq!(put(&client, &other, ME, &token, 1).await.0, 200);
-
+    let (slow, other, token, client) = one_slot_replicas(&emus, &redis, "1").await;
     // Graph takes 4 s: four leases' worth, renewed while the upload runs.
     emus.graph.set_write_latency(Duration::from_secs(4));
-    let long = {
-        let (client, token) = (client.clone(), token.clone());
-        let base = slow.base();
-        tokio::spawn(async move {
-            client
-                .put(format!("{base}{ME}"))
-                .bearer_auth(token)
-                .header("content-type", "image/jpeg")
-                .body(jpeg(600, 2))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while emus.graph.counters().in_flight_per_mailbox.is_empty() {
-        assert!(Instant::now() < deadline, "the upload reached Graph");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let long = upload_holding_the_slot(&emus, &client, &slow, &token).await;
     // Past two lease lengths, the slot is still held: the other replica is refused.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let (status, retry_after) = put(&client, &other, ME, &token, 3).await;
@@ -427,7 +417,7 @@ async fn an_upload_longer_than_its_lease_keeps_its_slot() {
         (429, Some("1")),
         "the running upload's lease was renewed"
     );
-    assert_eq!(long.await.unwrap().unwrap(), 200);
+    assert_eq!(long.await.unwrap(), Some(200));
     emus.graph.set_write_latency(Duration::ZERO);
     // Released at its answer: the next upload goes through at once.
     assert_eq!(put(&client, &other, ME, &token, 4).await.0, 200);
