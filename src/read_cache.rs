@@ -1,10 +1,11 @@
 //! The read cache: photo bytes this replica read from Graph, kept in memory so that showing the
 //! same avatar again costs no Graph call. Keyed by (tenant, resolved target, size): `/me` is the
 //! caller's object id, a user named by UPN is that user's object id when known, a team is its
-//! group; (tenant, target) is held as its [`TargetId`], the name other replicas use for it. Bounded by bytes (moka with a byte weigher); an entry is served as it is for `max_age`,
-//! then revalidated with Graph by its ETag (`If-None-Match`: a 304 renews it without a byte).
+//! group; (tenant, target) is held as its [`TargetId`], the name other replicas use for it.
+//! Bounded by bytes (moka with a byte weigher); an entry is served as it is for `max_age`, then
+//! revalidated with Graph by its ETag (`If-None-Match`: a 304 renews it without a byte).
 //! This replica's own writes and deletes of a target drop every size of it; other replicas' writes
-//! reach it through [`ReadCache::invalidate`] (the Redis channel calls it).
+//! reach it through [`ReadCache::invalidate_id`] (the Redis channel calls it).
 //!
 //! A cached answer is served without asking Graph: Graph's own check of the caller is skipped,
 //! and the gateway's policy (run before the cache) is the only one that applies.
