@@ -180,10 +180,11 @@ impl TokenValidator {
             ));
         }
         let now = jsonwebtoken::get_current_timestamp();
-        let over_max = c.exp.saturating_sub(now) > self.max_lifetime + self.leeway
+        let longest = self.max_lifetime.saturating_add(self.leeway);
+        let over_max = c.exp.saturating_sub(now) > longest
             || c.iat
                 .is_some_and(|iat| c.exp.saturating_sub(iat) > self.max_lifetime)
-            || c.exp.saturating_sub(c.nbf) > self.max_lifetime + self.leeway;
+            || c.exp.saturating_sub(c.nbf) > longest;
         if over_max {
             return Err(invalid(format!(
                 "the token's lifetime exceeds the maximum of {} seconds",

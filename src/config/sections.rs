@@ -365,6 +365,16 @@ impl CallerConfig {
                 format!("at most {}", d::MAX_CLOCK_SKEW_SECS),
             ));
         }
+        // The validator adds the clock skew to it: bounded here, a week at most, so that sum
+        // cannot overflow; zero would refuse every token.
+        let max_token_lifetime_secs =
+            v.parse("MAX_TOKEN_LIFETIME_SECS", d::MAX_TOKEN_LIFETIME_SECS)?;
+        if !(1..=d::MAX_SECS).contains(&max_token_lifetime_secs) {
+            return Err(err(
+                "MAX_TOKEN_LIFETIME_SECS",
+                format!("between 1 and {} seconds (7 days)", d::MAX_SECS),
+            ));
+        }
         Ok(CallerConfig {
             required_scopes: v
                 .list("REQUIRED_SCOPES")
@@ -373,8 +383,7 @@ impl CallerConfig {
                 .list("ALLOWED_CLIENT_IDS")
                 .map(|l| l.into_iter().map(|s| s.to_ascii_lowercase()).collect()),
             clock_skew_secs,
-            max_token_lifetime_secs: v
-                .parse("MAX_TOKEN_LIFETIME_SECS", d::MAX_TOKEN_LIFETIME_SECS)?,
+            max_token_lifetime_secs,
             policy: parse_policy(v.get("CALLER_POLICY").unwrap_or(""))
                 .map_err(|e| err("CALLER_POLICY", e))?,
         })
