@@ -261,7 +261,10 @@ mod tests {
             ("PHOTO_GATEWAY_GRAPH_DEADLINE_SECS", "1e15"),
             ("PHOTO_GATEWAY_BODY_READ_TIMEOUT_SECS", "1e300"),
             ("PHOTO_GATEWAY_SHUTDOWN_DRAIN_SECS", "inf"),
-            ("PHOTO_GATEWAY_MAX_TOKEN_LIFETIME_SECS", "18446744073709551615"),
+            (
+                "PHOTO_GATEWAY_MAX_TOKEN_LIFETIME_SECS",
+                "18446744073709551615",
+            ),
             ("PHOTO_GATEWAY_MAX_TOKEN_LIFETIME_SECS", "0"),
         ] {
             let mut v = base();

@@ -382,7 +382,7 @@ impl ApiError {
     /// The RFC 6750 challenge for authentication and authorization failures.
     fn www_authenticate(&self) -> Option<String> {
         let realm = "Bearer realm=\"photo-gateway\"";
-        let challenge = self.row().challenge;
+        let challenge = self.row().challenge_for(self.status_code());
         let Some(error) = challenge.error_param() else {
             return (challenge == Challenge::Realm).then(|| realm.to_owned());
         };
@@ -643,6 +643,46 @@ mod tests {
     }
 
     #[test]
+    fn every_401_and_403_names_its_rfc_6750_error() {
+        let graph_says = |status| ApiError::GraphRejected {
+            detail: "Graph refused".into(),
+            graph: Box::new(GraphErrorInfo {
+                status,
+                ..GraphErrorInfo::default()
+            }),
+        };
+        let mut all = every_variant();
+        all.extend(table::GRAPH_REJECTED_STATUSES.map(graph_says));
+        let mut seen = 0;
+        for e in all {
+            let resp = e.error_response();
+            if !matches!(resp.status().as_u16(), 401 | 403) {
+                continue;
+            }
+            seen += 1;
+            let challenge = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{} {}: no challenge", e.row().code, resp.status()));
+            assert!(
+                challenge.starts_with("Bearer realm=\"photo-gateway\""),
+                "{challenge}"
+            );
+            if e.row().code != "missing-token" {
+                assert!(
+                    challenge.contains(", error=\""),
+                    "{}: {challenge}",
+                    e.row().code
+                );
+            }
+        }
+        // missing-token, invalid-token ×2, user-token-required, insufficient-role and -scope,
+        // caller-not-allowed, mode-not-allowed, consent-required, claims-challenge, Graph's 403.
+        assert!(seen >= 10, "only {seen} answers were 401 or 403");
+    }
+
+    #[test]
     fn rendering_follows_the_row() {
         for e in every_variant() {
             let row = e.row();
@@ -650,7 +690,7 @@ mod tests {
             let h = resp.headers();
             assert_eq!(
                 h.contains_key(header::WWW_AUTHENTICATE),
-                row.challenge != Challenge::None,
+                row.challenge_for(resp.status()) != Challenge::None,
                 "{}",
                 row.code
             );

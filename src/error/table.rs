@@ -79,6 +79,17 @@ pub struct ErrorRow {
     pub situation: &'static str,
 }
 
+impl ErrorRow {
+    /// The challenge an answer with this status carries. A 403 that Graph gave is passed on as an
+    /// authorization failure like the gateway's own: every 401 and 403 names its RFC 6750 error.
+    pub fn challenge_for(&self, status: StatusCode) -> Challenge {
+        match self.status {
+            RowStatus::AsGraph if status == StatusCode::FORBIDDEN => Challenge::InsufficientScope,
+            _ => self.challenge,
+        }
+    }
+}
+
 const fn row(code: &'static str, status: StatusCode, situation: &'static str) -> ErrorRow {
     ErrorRow {
         code,
@@ -164,9 +175,10 @@ pub(super) static INSUFFICIENT_ROLE: ErrorRow = challenged(
     Challenge::InsufficientScope,
     "an allowed app-only caller whose token holds none of the app roles the operation needs",
 );
-pub(super) static CALLER_NOT_ALLOWED: ErrorRow = row(
+pub(super) static CALLER_NOT_ALLOWED: ErrorRow = challenged(
     "caller-not-allowed",
     StatusCode::FORBIDDEN,
+    Challenge::InsufficientScope,
     "the calling app is not allowed (allowlist or per-app policy)",
 );
 pub(super) static INVALID_TARGET: ErrorRow = row(
@@ -217,9 +229,10 @@ pub(super) static INVALID_PARAMETER: ErrorRow = row(
     StatusCode::BAD_REQUEST,
     "a query parameter (`mode`, `crop`, `maxBytes`) or a photo size has a value the gateway does not accept, or is repeated",
 );
-pub(super) static MODE_NOT_ALLOWED: ErrorRow = row(
+pub(super) static MODE_NOT_ALLOWED: ErrorRow = challenged(
     "mode-not-allowed",
     StatusCode::FORBIDDEN,
+    Challenge::InsufficientScope,
     "the request names an image mode the operator has not allowed",
 );
 pub(super) static CONSENT_REQUIRED: ErrorRow = ErrorRow {
@@ -447,15 +460,17 @@ mod tests {
                 ));
             }
             let has = |s: &str| d.headers.contains(s);
-            if has("WWW-Authenticate") != (row.challenge != Challenge::None) {
+            // Graph's 403 is challenged: the row documents it for that status.
+            let challenge = row.challenge_for(StatusCode::FORBIDDEN);
+            if has("WWW-Authenticate") != (challenge != Challenge::None) {
                 problems.push(format!(
                     "`{}`: WWW-Authenticate documented {} but challenge is {:?}",
                     d.code,
                     has("WWW-Authenticate"),
-                    row.challenge
+                    challenge
                 ));
             }
-            match row.challenge.error_param() {
+            match challenge.error_param() {
                 Some(e) if !has(&format!("error=\"{e}\"")) => {
                     problems.push(format!("`{}`: challenge should say error=\"{e}\"", d.code))
                 }

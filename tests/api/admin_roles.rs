@@ -25,11 +25,19 @@ async fn a_plain_users_write_of_another_users_photo_is_graphs_403() {
     .enumerate()
     {
         let resp = app.put_raw(path, &lee, jpeg(200, i as u8)).await;
-        let (status, _, body) = TestApp::problem(resp).await;
+        let (status, headers, body) = TestApp::problem(resp).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("graph-rejected")),
             "{path}: {body}"
+        );
+        // A 403 is an RFC 6750 authorization failure, whoever refused.
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer realm=\"photo-gateway\", error=\"insufficient_scope\""),
+            "{headers:?}"
         );
         assert_eq!(body["upstream"], "graph", "{body}");
         assert_eq!(

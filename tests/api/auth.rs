@@ -185,10 +185,18 @@ async fn scope_app_only_and_caller_refusals_are_403() {
 
     let stranger =
         app.token_with(CallerTokenSpec::for_user(DEMO).app("99999999-0000-0000-0000-000000000000"));
-    let (status, _, body) = TestApp::problem(app.put_raw(ME, &stranger, jpeg(200, 1)).await).await;
+    let (status, headers, body) =
+        TestApp::problem(app.put_raw(ME, &stranger, jpeg(200, 1)).await).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("caller-not-allowed"))
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer realm=\"photo-gateway\", error=\"insufficient_scope\""),
+        "{headers:?}"
     );
 
     assert!(app.emus.graph.requests().is_empty());
