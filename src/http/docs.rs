@@ -3,12 +3,15 @@
 
 use std::sync::LazyLock;
 
-use actix_web::HttpResponse;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::Config;
 
-use crate::error::{GraphErrorInfo, Problem};
+use crate::error::{ApiError, GraphErrorInfo, Problem};
 use crate::http::{health, photo, read};
 use crate::service::UploadReceipt;
 
@@ -127,8 +130,31 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// Swagger UI at `/docs/`, reading `/openapi.json`.
-pub fn swagger_ui(pattern: &'static str) -> SwaggerUi {
-    SwaggerUi::new(pattern).config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+/// The Swagger UI's files, pointed at `/openapi.json`. Served by [`swagger_file`] rather than
+/// utoipa's own actix service, whose misses are an empty 404 and a `text/plain` 500 naming the
+/// error: here they are problem bodies with the request id, like every other failure.
+static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
+    LazyLock::new(|| Arc::new(Config::new(["/openapi.json"])));
+
+/// `GET /docs/{file}`: one of the Swagger UI's files.
+pub async fn swagger_file(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let file = req.path().strip_prefix("/docs/").unwrap_or_default();
+    match utoipa_swagger_ui::serve(file, SWAGGER_CONFIG.clone()) {
+        Ok(Some(f)) => {
+            let mut res = HttpResponse::Ok();
+            if f.gzpipped {
+                res.insert_header((header::CONTENT_ENCODING, header::ContentEncoding::Gzip));
+            }
+            Ok(res.content_type(f.content_type).body(f.bytes.into_owned()))
+        }
+        Ok(None) => Err(ApiError::NotFound(
+            "no such file in the API documentation: open /docs/".to_owned(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "the Swagger UI's file could not be prepared");
+            Err(ApiError::Internal)
+        }
+    }
 }
 
 /// `GET /docs` → `/docs/`.

@@ -29,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(READYZ, web::get().to(health::readyz))
         .route(OPENAPI, web::get().to(docs::openapi_json))
         .route(DOCS, web::get().to(docs::docs_redirect))
-        .service(docs::swagger_ui(DOCS_UI))
+        .route(DOCS_UI, web::get().to(docs::swagger_file))
         .service(
             web::resource(PHOTOS)
                 .route(web::put().to(photo::update_photo))

@@ -1,6 +1,6 @@
 //! The committed OpenAPI document is what the code generates, and what the server serves.
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, spawn_app};
 
 #[tokio::test]
 async fn committed_openapi_json_is_up_to_date_and_served() {
@@ -33,4 +33,41 @@ async fn committed_openapi_json_is_up_to_date_and_served() {
         ui.text().await.unwrap().contains("swagger"),
         "vendored Swagger UI"
     );
+}
+
+#[tokio::test]
+async fn the_documentations_files_are_served_and_a_missing_one_is_a_problem() {
+    let app = spawn_app().await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+
+    // The initializer is rewritten to load this gateway's document.
+    let init = get("/docs/swagger-initializer.js").await.unwrap();
+    assert_eq!(init.status(), 200);
+    assert!(
+        init.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert!(init.text().await.unwrap().contains("/openapi.json"));
+
+    for path in [
+        "/docs/no-such-file.js",
+        "/docs/../../etc/passwd",
+        "/docs/%2e%2e/Cargo.toml",
+    ] {
+        let resp = get(path).await.unwrap();
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let (status, headers, body) = TestApp::problem(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not-found")),
+            "{path}"
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{path}"
+        );
+        assert_eq!(body["requestId"], id.as_str(), "{path}");
+    }
 }
