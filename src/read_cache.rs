@@ -11,6 +11,7 @@
 //! and the gateway's policy (run before the cache) is the only one that applies.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +26,10 @@ const ENTRY_OVERHEAD: usize = 256;
 
 /// A stale entry is kept this many `max_age`s for revalidation, then dropped to free memory.
 const KEEP_STALE_FACTOR: u32 = 12;
+
+/// Counters of the changes heard, per slot of targets: 8 KiB, whatever the number of targets.
+/// Targets sharing a slot only cost each other a cached answer now and then.
+const CHANGE_SLOTS: usize = 1024;
 
 /// What names (tenant, resolved target) beyond this process: in the invalidation messages other
 /// replicas receive and in Redis's marks. A SHA-256 of the lower-cased tenant and the target
@@ -60,6 +65,16 @@ impl TargetId {
         hex::decode_to_slice(text, &mut id).ok()?;
         Some(TargetId(id))
     }
+}
+
+/// A read of a target as it began: the changes of the target this replica had heard of then. The
+/// read's answer is kept only if no change was heard while Graph answered ([`ReadCache::put`]):
+/// a write that lands after Graph's snapshot and before the answer finds nothing to drop yet, and
+/// the old photo must not go in after it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadStart {
+    id: TargetId,
+    changes: u64,
 }
 
 /// Which cached photo: the target's id, the size (`None`: the photo as stored).
@@ -123,6 +138,8 @@ impl CachedPhoto {
 #[derive(Clone)]
 pub struct ReadCache {
     cache: Option<Cache<Key, Arc<CachedPhoto>>>,
+    /// Changes heard per slot of [`TargetId`]s, counted before the entries are dropped.
+    changes: Arc<[AtomicU64]>,
     max_bytes: u64,
     max_age: Duration,
 }
@@ -146,6 +163,7 @@ impl ReadCache {
         });
         ReadCache {
             cache,
+            changes: (0..CHANGE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             max_bytes,
             max_age,
         }
@@ -168,6 +186,21 @@ impl ReadCache {
         }
     }
 
+    fn changes_of(&self, id: TargetId) -> &AtomicU64 {
+        let slot = usize::from(u16::from_le_bytes([id.0[0], id.0[1]])) % CHANGE_SLOTS;
+        &self.changes[slot]
+    }
+
+    /// Call before asking Graph for a target's photo: what [`ReadCache::put`] needs to keep the
+    /// answer.
+    pub fn begin_read(&self, tenant: &str, target: &str) -> ReadStart {
+        let id = TargetId::of(tenant, target);
+        ReadStart {
+            id,
+            changes: self.changes_of(id).load(Ordering::SeqCst),
+        }
+    }
+
     /// The cached photo, fresh or stale (see [`ReadCache::is_fresh`]).
     pub async fn get(
         &self,
@@ -184,23 +217,30 @@ impl ReadCache {
         photo.checked.elapsed() < self.max_age
     }
 
-    /// Keeps a photo just read or revalidated.
-    pub async fn put(
-        &self,
-        tenant: &str,
-        target: &str,
-        size: Option<u32>,
-        photo: Arc<CachedPhoto>,
-    ) {
-        if let Some(cache) = &self.cache {
-            let key = Self::key(tenant, target, size);
-            // moka would admit it and evict it later: one photo over the whole bound never goes in.
-            if u64::from(weight(&photo)) > self.max_bytes {
-                return;
-            }
-            cache.insert(key, photo).await;
-            metrics::read_cache_bytes(cache.weighted_size());
+    /// Keeps a photo just read or revalidated, unless a change of its target was heard since
+    /// the read began; false when it was not kept for that reason.
+    pub async fn put(&self, read: &ReadStart, size: Option<u32>, photo: Arc<CachedPhoto>) -> bool {
+        let Some(cache) = &self.cache else {
+            return true;
+        };
+        // moka would admit it and evict it later: one photo over the whole bound never goes in.
+        if u64::from(weight(&photo)) > self.max_bytes {
+            return true;
         }
+        let changes = self.changes_of(read.id);
+        if changes.load(Ordering::SeqCst) != read.changes {
+            return false;
+        }
+        let key = Key { id: read.id, size };
+        cache.insert(key, photo).await;
+        // A change counted after the check above drops what its count preceded, this entry
+        // included, or is seen here: either way the entry does not outlive it.
+        if changes.load(Ordering::SeqCst) != read.changes {
+            cache.invalidate(&key).await;
+            return false;
+        }
+        metrics::read_cache_bytes(cache.weighted_size());
+        true
     }
 
     /// Forgets every size of a target's photo: it was changed or deleted (here, or on another
@@ -215,6 +255,8 @@ impl ReadCache {
         let Some(cache) = &self.cache else {
             return;
         };
+        // Counted first: a read in flight that checks after this does not put its answer in.
+        self.changes_of(id).fetch_add(1, Ordering::SeqCst);
         for size in PHOTO_SIZES.iter().map(|s| Some(*s)).chain([None]) {
             cache.invalidate(&Key { id, size }).await;
         }
@@ -224,6 +266,9 @@ impl ReadCache {
     /// replicas' writes may have been missed.
     pub fn flush(&self) {
         if let Some(cache) = &self.cache {
+            for changes in self.changes.iter() {
+                changes.fetch_add(1, Ordering::SeqCst);
+            }
             cache.invalidate_all();
         }
     }
@@ -244,10 +289,11 @@ mod tests {
     #[tokio::test]
     async fn invalidation_drops_every_size_of_a_target_only() {
         let c = ReadCache::new(1 << 20, Duration::from_secs(60));
-        c.put("t", "/users/a", None, photo(10)).await;
-        c.put("t", "/users/a", Some(96), photo(10)).await;
-        c.put("t", "/users/b", None, photo(10)).await;
-        c.put("u", "/users/a", None, photo(10)).await;
+        c.put(&c.begin_read("t", "/users/a"), None, photo(10)).await;
+        c.put(&c.begin_read("t", "/users/a"), Some(96), photo(10))
+            .await;
+        c.put(&c.begin_read("t", "/users/b"), None, photo(10)).await;
+        c.put(&c.begin_read("u", "/users/a"), None, photo(10)).await;
         c.invalidate("T", "/users/a").await;
         assert!(c.get("t", "/users/a", None).await.is_none());
         assert!(c.get("t", "/users/a", Some(96)).await.is_none());
@@ -256,6 +302,25 @@ mod tests {
             c.get("u", "/users/a", None).await.is_some(),
             "another tenant"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_read_before_a_change_is_not_kept() {
+        let c = ReadCache::new(1 << 20, Duration::from_secs(60));
+        let before = c.begin_read("t", "/users/a");
+        let other = c.begin_read("t", "/users/b");
+        // The write's invalidation lands while Graph's answer (the old photo) is on its way.
+        c.invalidate("t", "/users/a").await;
+        assert!(!c.put(&before, None, photo(10)).await);
+        assert!(c.get("t", "/users/a", None).await.is_none());
+        // Another target's read is not disturbed, nor is a read that began after the change.
+        assert!(c.put(&other, None, photo(10)).await);
+        assert!(c.put(&c.begin_read("t", "/users/a"), None, photo(10)).await);
+        assert!(c.get("t", "/users/a", None).await.is_some());
+        // Losing the channel forgets everything, reads in flight included.
+        let in_flight = c.begin_read("t", "/users/c");
+        c.flush();
+        assert!(!c.put(&in_flight, None, photo(10)).await);
     }
 
     #[test]
@@ -285,8 +350,8 @@ mod tests {
     async fn bytes_are_bounded() {
         let c = ReadCache::new(100_000, Duration::from_secs(60));
         for i in 0..50 {
-            c.put("t", &format!("/users/{i}"), None, photo(10_000))
-                .await;
+            let read = c.begin_read("t", &format!("/users/{i}"));
+            c.put(&read, None, photo(10_000)).await;
         }
         let cache = c.cache.as_ref().unwrap();
         cache.run_pending_tasks().await;
@@ -301,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn off_holds_nothing_and_etags_match_weakly_in_lists() {
         let c = ReadCache::new(0, Duration::from_secs(60));
-        c.put("t", "/users/a", None, photo(10)).await;
+        c.put(&c.begin_read("t", "/users/a"), None, photo(10)).await;
         assert!(c.get("t", "/users/a", None).await.is_none());
         let p = CachedPhoto::new(
             Bytes::from_static(b"x"),

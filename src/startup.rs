@@ -62,6 +62,10 @@ impl Application {
     /// Builds every component, binds the listeners and starts loading the signing keys in the
     /// background (the service reports ready once they are loaded).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        // Before any component: a gauge set while it starts (`redis_up`) is otherwise lost.
+        if config.server.metrics_addr.is_some() {
+            metrics::install();
+        }
         let roots = outbound::extra_roots(&config.upstream)?;
         let entra_http = outbound::client(&config.upstream, &roots, config.entra.request_timeout)?;
         let graph_http =

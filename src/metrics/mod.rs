@@ -220,6 +220,11 @@ pub fn read_cache(result: &'static str) {
     ::metrics::counter!("photo_gateway_read_cache_requests_total", "result" => result).increment(1);
 }
 
+/// A read's answer was not cached: the target changed while Graph answered it.
+pub fn read_cache_overtaken() {
+    ::metrics::counter!("photo_gateway_read_cache_overtaken_total").increment(1);
+}
+
 /// Bytes the read cache holds (weighed as it bounds them).
 pub fn read_cache_bytes(bytes: u64) {
     ::metrics::gauge!("photo_gateway_read_cache_bytes").set(bytes as f64);
@@ -261,6 +266,16 @@ pub fn invalidation_published(result: &'static str, n: usize) {
 pub fn invalidation_received(result: &'static str) {
     ::metrics::counter!("photo_gateway_redis_invalidations_received_total", "result" => result)
         .increment(1);
+}
+
+/// Whether this replica hears the other replicas' changes (1); while it does not (0), its read
+/// cache takes no new entries.
+pub fn invalidation_subscribed(subscribed: bool) {
+    ::metrics::gauge!("photo_gateway_redis_invalidation_subscribed").set(if subscribed {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// The invalidation channel was subscribed again after being lost (the read cache was flushed).

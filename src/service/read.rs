@@ -131,6 +131,7 @@ impl PhotoService {
             )
             .await;
         let tenant = r.caller.tenant_id.as_str();
+        let read_start = self.read_cache.begin_read(tenant, &key);
         let cached = self.read_cache.get(tenant, &key, size).await;
         if let Some(c) = cached.as_ref().filter(|c| self.read_cache.is_fresh(c)) {
             metrics::read_cache("hit");
@@ -186,8 +187,8 @@ impl PhotoService {
                 return Err(e);
             }
         };
-        if cacheable {
-            self.read_cache.put(tenant, &key, size, photo.clone()).await;
+        if cacheable && !self.read_cache.put(&read_start, size, photo.clone()).await {
+            metrics::read_cache_overtaken();
         }
         Ok(answer(photo, r.if_none_match))
     }

@@ -14,8 +14,11 @@
 //!   ([`Invalidation::mark`], before its Graph read); a change is published only while that mark
 //!   exists, and the publish drops it. Uploads to targets that no replica caches (most of them)
 //!   thus cost no message, and no wake-up of every replica's subscriber. The mark is set before
-//!   the read it covers, so a change either finds it or happened before that read (and the read
-//!   saw the change); a replica that could not set it does not cache.
+//!   the read it covers, so a change either happened before that read (and the read saw it) or
+//!   finds the mark, and its message reaches the replica: before the read's answer is cached
+//!   (the read cache then keeps no answer read before the change, see
+//!   [`crate::read_cache::ReadStart`]) or after it (and drops it). A replica that could not set
+//!   the mark, or is not subscribed, does not cache.
 //! - **Announcing** is one Lua script per change (marks checked and dropped, messages published,
 //!   and the upload's mailbox lease released in the same round trip), through [`Redis::call`], so
 //!   it has the per-call deadline and the tier's health like every other call; a failure is
@@ -28,6 +31,7 @@
 //!   is found by a PING every [`PING_EVERY`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -97,6 +101,9 @@ pub struct Invalidation {
     origin: String,
     mark_ttl: Duration,
     announce: Script,
+    /// Set while the subscriber is subscribed: a replica that cannot hear the others' changes
+    /// (the channel lost, or an ACL without it) must not cache what they may change.
+    subscribed: Arc<AtomicBool>,
 }
 
 /// A change of one target, to announce to the replicas that may cache it.
@@ -117,6 +124,7 @@ impl Invalidation {
             origin: uuid::Uuid::new_v4().simple().to_string(),
             mark_ttl: DEFAULT_MARK_TTL,
             announce: Script::new(ANNOUNCE),
+            subscribed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -134,8 +142,12 @@ impl Invalidation {
 
     /// Records that this replica is about to cache (tenant, target), so that changes of it are
     /// announced. Must complete before the Graph read whose answer is cached; false when Redis
-    /// failed: the answer must then not be cached (no change would be announced to it).
+    /// failed, or while this process is not subscribed to the channel: the answer must then not
+    /// be cached (no change would be announced to it, or heard).
     pub async fn mark(&self, tenant: &str, target: &str) -> bool {
+        if !self.subscribed.load(Ordering::Acquire) {
+            return false;
+        }
         let key = self.mark_key(TargetId::of(tenant, target));
         let ttl_ms = u64::try_from(self.mark_ttl.as_millis()).unwrap_or(u64::MAX);
         self.redis
@@ -253,12 +265,14 @@ impl Invalidation {
         let client = self.redis.client().clone();
         let (channel, origin) = (self.channel.clone(), self.origin.clone());
         let connect_timeout = self.redis.connect_timeout();
+        let subscribed = self.subscribed.clone();
         tokio::spawn(async move {
             subscribe_forever(
                 client,
                 &channel,
                 &origin,
                 connect_timeout,
+                &subscribed,
                 &on_invalidate,
                 &on_flush,
             )
@@ -306,20 +320,22 @@ async fn subscribe_forever(
     channel: &str,
     origin: &str,
     connect_timeout: Duration,
+    subscribed: &AtomicBool,
     on_invalidate: &(dyn Fn(TargetId) + Send + Sync),
     on_flush: &(dyn Fn() + Send + Sync),
 ) {
+    metrics::invalidation_subscribed(false);
     // Set when the subscription was lost or could not be made: the next one flushes first.
     let mut missed = false;
     let mut failures: u32 = 0;
     loop {
-        let subscribed = tokio::time::timeout(connect_timeout, async {
+        let attempt = tokio::time::timeout(connect_timeout, async {
             let mut ps = client.get_async_pubsub().await?;
             ps.subscribe(channel).await?;
             Ok::<_, redis::RedisError>(ps)
         })
         .await;
-        match subscribed {
+        match attempt {
             Ok(Ok(ps)) => {
                 if missed {
                     tracing::warn!(
@@ -329,7 +345,11 @@ async fn subscribe_forever(
                     on_flush();
                 }
                 failures = 0;
+                subscribed.store(true, Ordering::Release);
+                metrics::invalidation_subscribed(true);
                 listen(ps, origin, on_invalidate).await;
+                subscribed.store(false, Ordering::Release);
+                metrics::invalidation_subscribed(false);
                 tracing::warn!(
                     "invalidation channel lost: other replicas' changes are not heard until it is back"
                 );

@@ -253,6 +253,63 @@ async fn the_read_cache_answers_repeats_and_304s_and_forgets_a_target_this_repli
     assert_eq!(resp.status(), 200);
 }
 
+/// A read that took Graph's old photo before a write landed, and answers after it, must not leave
+/// that old photo in the cache: the write's invalidation found nothing to drop yet.
+#[tokio::test]
+async fn a_read_overtaken_by_a_write_does_not_cache_the_old_photo() {
+    let app = spawn_app().await;
+    let token = app.token(DEMO);
+    let old = jpeg(500, 1);
+    assert!(
+        app.emus
+            .graph
+            .set_photo(&format!("/users/{MEGAN_ID}"), &old, "image/jpeg")
+    );
+    // By object id: one cache key for the read and the write whatever the gateway learned.
+    let path = user_photo(MEGAN_ID);
+
+    app.emus.graph.hold_reads(true);
+    let read = tokio::spawn({
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{path}", app.address),
+            token.clone(),
+        );
+        async move {
+            let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+            (resp.status(), resp.bytes().await.unwrap())
+        }
+    });
+    // Graph has taken the read's snapshot (the old photo) and holds its answer.
+    for _ in 0..500 {
+        if app.emus.graph.held_reads() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.emus.graph.held_reads(),
+        1,
+        "the read never reached Graph"
+    );
+    let new = jpeg(600, 2);
+    let resp = app.put_raw(&path, &token, new.clone()).await;
+    assert_eq!(resp.status(), 200);
+    app.emus.graph.hold_reads(false);
+    let (status, body) = read.await.unwrap();
+    // That read answers what Graph had when it asked.
+    assert_eq!((status.as_u16(), body.as_ref()), (200, old.as_slice()));
+
+    // The next read is the new photo, fetched from Graph again.
+    let resp = get(&app, &path, &token).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.bytes().await.unwrap() == new,
+        "the old photo was cached"
+    );
+    assert_eq!(graph_gets(&app, "/users/{id}/photo/$value", 200), 2);
+}
+
 /// Megan's object id in the emulators' seed (`MEGAN` is her UPN).
 const MEGAN_ID: &str = "5b0f9a8e-0000-4c11-8a01-000000000102";
 

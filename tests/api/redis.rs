@@ -12,7 +12,8 @@ use photo_gateway_emulators::directory::{DEMO_USER_ID, TENANT_DOMAIN, TENANT_ID}
 use photo_gateway_emulators::{CallerTokenSpec, EmulatorOptions, Emulators};
 
 use crate::support::{
-    DEMO, GatewayProcess, ME, RedisServer, aes_key_b64, assert_no_clear_jwt, jpeg,
+    DEMO, GatewayProcess, ME, REDIS_USER, RedisServer, aes_key_b64, assert_no_clear_jwt, free_port,
+    jpeg,
 };
 
 async fn emulators(extra_users: usize) -> Arc<Emulators> {
@@ -82,6 +83,24 @@ fn obo(emus: &Emulators) -> u64 {
         .get("on_behalf_of")
         .copied()
         .unwrap_or(0)
+}
+
+/// The sum of a metric's series on a replica's metrics listener (`port`); `None` when it
+/// exports none.
+async fn metric_if_any(client: &reqwest::Client, port: &str, name: &str) -> Option<f64> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// [`metric_if_any`], 0 when absent.
+async fn metric(client: &reqwest::Client, port: &str, name: &str) -> f64 {
+    metric_if_any(client, port, name).await.unwrap_or(0.0)
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -462,20 +481,6 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         .map(|i| emus.caller_token(&CallerTokenSpec::for_user(&load_user(i))))
         .collect();
     let client = reqwest::Client::new();
-    let metric = |port: &String, name: &str| {
-        let (client, url, name) = (
-            client.clone(),
-            format!("http://127.0.0.1:{port}/metrics"),
-            name.to_owned(),
-        );
-        async move {
-            let text = client.get(url).send().await.unwrap().text().await.unwrap();
-            text.lines()
-                .filter(|l| l.starts_with(&name))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
-        }
-    };
 
     // Load for 3 s from 4 users over the three replicas; Redis dies after 1 s.
     let load = async {
@@ -506,8 +511,8 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         "no 5xx (nor anything else): {statuses:?}"
     );
     for port in &metrics_ports {
-        assert_eq!(metric(port, "photo_gateway_redis_up").await, 0.0);
-        assert!(metric(port, "photo_gateway_redis_fallbacks_total").await >= 1.0);
+        assert_eq!(metric(&client, port, "photo_gateway_redis_up").await, 0.0);
+        assert!(metric(&client, port, "photo_gateway_redis_fallbacks_total").await >= 1.0);
     }
 
     // Meanwhile each replica keeps its share of a mailbox: 4 / 3 expected replicas, 1 at once.
@@ -537,7 +542,7 @@ async fn redis_killed_under_load_means_no_5xx_then_sharing_resumes() {
         }
         let mut up = 0.0;
         for port in &metrics_ports {
-            up += metric(port, "photo_gateway_redis_up").await;
+            up += metric(&client, port, "photo_gateway_redis_up").await;
         }
         if up == 3.0 {
             break;
@@ -799,6 +804,74 @@ async fn a_write_on_one_replica_drops_the_read_cache_entry_on_the_others() {
         graph_gets(),
         2,
         "A asked Graph again once its entry was dropped"
+    );
+}
+
+/// An ACL user without the invalidation channel (Redis 7 grants none unless told): the replica
+/// cannot hear the others' changes, so it caches nothing and says so, and Redis stays up for
+/// everything else.
+#[tokio::test]
+async fn a_replica_that_cannot_subscribe_caches_nothing_and_says_so() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let mut conn = redis.connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(REDIS_USER)
+        .arg("resetchannels")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let vars = env(&redis, &[("PHOTO_GATEWAY_METRICS_ADDR", &addr)]);
+    let a = replica(&emus, &vars, None).await;
+    let client = reqwest::Client::new();
+    // Its subscriber has tried (and failed) at least once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric_if_any(
+        &client,
+        &port,
+        "photo_gateway_redis_invalidation_subscribed",
+    )
+    .await
+        != Some(0.0)
+    {
+        assert!(Instant::now() < deadline, "no subscription state exported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Exported from the start, not only after a change of state.
+    assert_eq!(
+        metric_if_any(&client, &port, "photo_gateway_redis_up").await,
+        Some(1.0)
+    );
+
+    let store = format!("/users/{DEMO}");
+    assert!(emus.graph.set_photo(&store, &jpeg(700, 1), "image/jpeg"));
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{}{ME}", a.base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let gets = emus.graph.counters().by_method.get("GET").copied();
+    assert_eq!(gets, Some(3), "every read asked Graph: nothing was cached");
+    // A write still counts its limits in Redis, and nothing made the tier look down.
+    let (status, _) = put(&client, &a, ME, &token, 2).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&client, &port, "photo_gateway_redis_up").await, 1.0);
+    assert_eq!(
+        metric(
+            &client,
+            &port,
+            "photo_gateway_redis_invalidation_subscribed"
+        )
+        .await,
+        0.0
     );
 }
 

@@ -33,5 +33,8 @@ impl ControlApi for GraphState {
             .store(0, std::sync::atomic::Ordering::Release);
         self.write_latency_ms
             .store(0, std::sync::atomic::Ordering::Release);
+        self.reads_held
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.reads_released.notify_waiters();
     }
 }

@@ -85,6 +85,7 @@ impl GraphState {
                         "The photo wasn't found.",
                     )
                 })?;
+                self.wait_while_reads_held().await;
                 Ok(photo.answer(parts, None, photo.bytes.clone(), &photo.content_type))
             }
             Method::GET => {

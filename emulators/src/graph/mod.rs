@@ -15,7 +15,7 @@ mod users;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -57,6 +57,12 @@ pub(crate) struct GraphState {
     pub(super) in_flight: Mutex<HashMap<String, (u64, u64)>>,
     /// How long storing a photo takes, milliseconds (counted as in flight).
     pub(super) write_latency_ms: AtomicU64,
+    /// While set, a read of photo bytes takes its snapshot and then waits to answer.
+    pub(super) reads_held: AtomicBool,
+    /// Reads waiting, snapshot taken.
+    pub(super) held_reads: AtomicU64,
+    /// Wakes the held reads.
+    pub(super) reads_released: tokio::sync::Notify,
 }
 
 impl GraphState {
@@ -83,6 +89,36 @@ impl GraphState {
             revoked_before: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
             write_latency_ms: AtomicU64::new(0),
+            reads_held: AtomicBool::new(false),
+            held_reads: AtomicU64::new(0),
+            reads_released: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits while reads are held (see `GraphEmulator::hold_reads`).
+    pub(super) async fn wait_while_reads_held(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.reads_held.load(SeqCst) {
+            return;
+        }
+        // Counted down when the read goes on, or is dropped because its client went away.
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
+        self.held_reads.fetch_add(1, SeqCst);
+        let _waiting = Waiting(&self.held_reads);
+        loop {
+            let released = self.reads_released.notified();
+            tokio::pin!(released);
+            // Registered before the flag is read again: a release in between still wakes it.
+            released.as_mut().enable();
+            if !self.reads_held.load(SeqCst) {
+                break;
+            }
+            released.await;
         }
     }
 }
@@ -116,6 +152,21 @@ impl GraphEmulator {
             u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             Ordering::Release,
         );
+    }
+
+    /// While `held`, each read of photo bytes (`…/$value`) takes its snapshot of the photo and
+    /// then waits to answer until reads are released: a read that overlaps a write, in order.
+    pub fn hold_reads(&self, held: bool) {
+        self.state.reads_held.store(held, Ordering::SeqCst);
+        if !held {
+            self.state.reads_released.notify_waiters();
+        }
+    }
+
+    /// Reads of photo bytes that took their snapshot and are waiting (see
+    /// [`GraphEmulator::hold_reads`]).
+    pub fn held_reads(&self) -> u64 {
+        self.state.held_reads.load(Ordering::SeqCst)
     }
 
     /// The counters.
