@@ -13,7 +13,7 @@ pub mod limits;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,25 @@ pub enum Use {
     Invalidation,
 }
 
+/// An error Redis answered for this command only: the server is there and serving.
+fn refused(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::NoPerm
+                | ServerErrorKind::ResponseError
+                | ServerErrorKind::NoScript
+                | ServerErrorKind::ExecAbort
+        ) | ErrorKind::UnexpectedReturnType
+    )
+}
+
 impl Use {
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
     fn label(self) -> &'static str {
         match self {
             Use::TokenCache => "token_cache",
@@ -84,6 +102,8 @@ pub struct Redis {
     timeout: Duration,
     prefix: String,
     up: AtomicBool,
+    /// A bit per [`Use`] whose last call Redis refused (logged once until one succeeds).
+    refusing: AtomicU8,
     /// Milliseconds since `epoch` before which a down Redis is not tried again.
     retry_at_ms: AtomicU64,
     epoch: Instant,
@@ -150,6 +170,7 @@ impl Redis {
             timeout: config.timeout,
             prefix: config.key_prefix.clone(),
             up: AtomicBool::new(true),
+            refusing: AtomicU8::new(0),
             retry_at_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         })
@@ -202,6 +223,9 @@ impl Redis {
         let outcome = tokio::time::timeout(self.timeout, f(conn)).await;
         match outcome {
             Ok(Ok(v)) => {
+                if self.refusing.load(Ordering::Relaxed) & what.bit() != 0 {
+                    self.refusing.fetch_and(!what.bit(), Ordering::AcqRel);
+                }
                 if !self.up.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
                         "Redis is reachable again: shared token cache and global limits resume"
@@ -209,6 +233,19 @@ impl Redis {
                     metrics::redis_up(true);
                 }
                 Some(v)
+            }
+            Ok(Err(e)) if refused(&e) => {
+                // Redis answered: it refuses this command (an ACL without it, a script's error),
+                // which says nothing of the tier's health. Only this call falls back.
+                metrics::redis_fallback(what.label());
+                if self.refusing.fetch_or(what.bit(), Ordering::AcqRel) & what.bit() == 0 {
+                    tracing::warn!(
+                        reason = ?e.kind(),
+                        r#use = what.label(),
+                        "Redis refused a command: this use falls back to the replica alone until it is allowed"
+                    );
+                }
+                None
             }
             Ok(Err(e)) => {
                 self.down(what, &format!("error ({:?})", e.kind()));

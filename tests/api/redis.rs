@@ -875,6 +875,74 @@ async fn a_replica_that_cannot_subscribe_caches_nothing_and_says_so() {
     );
 }
 
+/// Redis refusing one command (here an ACL without `PUBLISH`, which the announce script runs when
+/// another replica caches the photo) is that call's failure, not the tier down: the replica keeps
+/// its shared limits and token cache.
+#[tokio::test]
+async fn a_refused_command_is_not_redis_down() {
+    let emus = emulators(0).await;
+    let redis = RedisServer::start().await;
+    let mut conn = redis.connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(REDIS_USER)
+        .arg("-publish")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let a = replica(&emus, &env(&redis, &[]), None).await;
+    let b = replica(
+        &emus,
+        &env(&redis, &[("PHOTO_GATEWAY_METRICS_ADDR", &addr)]),
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    assert!(
+        emus.graph
+            .set_photo(&format!("/users/{DEMO}"), &jpeg(700, 1), "image/jpeg")
+    );
+    let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
+    // A caches the photo (and marks it), once its subscriber listens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let marks: Vec<String> = redis::cmd("KEYS")
+            .arg("*cached:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !marks.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never marked what it read");
+        let r = client
+            .get(format!("{}{ME}", a.base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // B's write announces it: the script's PUBLISH is refused.
+    for seed in 2..5 {
+        let (status, _) = put(&client, &b, ME, &token, seed).await;
+        assert_eq!(status, 200);
+    }
+    let fallbacks = |what: &str| {
+        let name = format!("photo_gateway_redis_fallbacks_total{{use=\"{what}\"}}");
+        let (client, port) = (client.clone(), port.clone());
+        async move { metric(&client, &port, &name).await }
+    };
+    assert!(fallbacks("invalidation").await >= 1.0);
+    assert_eq!(metric(&client, &port, "photo_gateway_redis_up").await, 1.0);
+    // The next uploads' mailbox slots were still taken in Redis, not by B alone.
+    assert_eq!(fallbacks("mailbox").await, 0.0);
+    assert_eq!(fallbacks("caller_rate").await, 0.0);
+}
+
 /// Messages on the invalidation channel heard by a subscriber of the test's own.
 async fn listen_to_invalidations(
     redis: &RedisServer,
