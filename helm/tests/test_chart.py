@@ -1092,3 +1092,39 @@ def test_a_redis_ca_bundle_needs_a_tls_url():
     assert "redis.caBundle is for a rediss://" in err, err
     ok = render(sets={**sets, "redis.url": "rediss://redis:6380"})
     assert ok.config["PHOTO_GATEWAY_REDIS_CA_BUNDLE_FILE"] == "/etc/photo-gateway/redis-ca/ca.crt"
+
+
+def test_redis_egress_follows_the_urls_port_and_refuses_a_different_one():
+    sets = {
+        "networkPolicy.enabled": "true",
+        "redis.enabled": "true",
+        "redis.existingSecret": "s",
+    }
+
+    def redis_ports(url, port=None):
+        extra = {"redis.url": url}
+        if port is not None:
+            extra["redis.networkPolicy.port"] = port
+        egress = render(sets={**sets, **extra}).one("NetworkPolicy")["spec"]["egress"]
+        return {p["port"] for e in egress for p in e.get("ports", [])}
+
+    assert 6390 in redis_ports("rediss://redis:6390/0")
+    assert 6379 in redis_ports("redis://redis")
+    assert 6381 in redis_ports("redis://redis", port="6381")
+    assert 6390 in redis_ports("redis://redis:6390", port="6390")
+    err = render_fails(set_values={**sets, "redis.url": "rediss://redis:6380", "redis.networkPolicy.port": "6379"})
+    assert "differs from redis.url's port (6380)" in err, err
+
+
+def test_a_redis_user_needs_a_password():
+    sets = {
+        "redis.enabled": "true",
+        "redis.url": "redis://redis:6379",
+        "redis.existingSecret": "s",
+        "redis.username": "photo-gateway",
+        "redis.secretKeys.password": "",
+    }
+    err = render_fails(set_values=sets)
+    assert "redis.username needs redis.secretKeys.password" in err, err
+    ok = render(sets={**sets, "redis.secretKeys.password": "redis-password"})
+    assert ok.config["PHOTO_GATEWAY_REDIS_USERNAME"] == "photo-gateway"

@@ -73,11 +73,16 @@ impl RedisConfig {
             }
         };
         let ca_bundle_file = file("REDIS_CA_BUNDLE_FILE", v.get("REDIS_CA_BUNDLE_FILE"))?;
-        if ca_bundle_file.is_some() && url.scheme() != "rediss" {
-            return Err(err(
-                "REDIS_CA_BUNDLE_FILE",
-                "only used with a rediss:// URL",
-            ));
+        if let Some(path) = &ca_bundle_file {
+            if url.scheme() != "rediss" {
+                return Err(err(
+                    "REDIS_CA_BUNDLE_FILE",
+                    "only used with a rediss:// URL",
+                ));
+            }
+            // Checked here: a bundle that trusts nothing would fail every handshake later, and
+            // the tier would only ever look down.
+            ca_bundle_certificates(path).map_err(|m| err("REDIS_CA_BUNDLE_FILE", m))?;
         }
         let password = match file("REDIS_PASSWORD_FILE", v.get("REDIS_PASSWORD_FILE"))? {
             Some(p) => {
@@ -89,6 +94,14 @@ impl RedisConfig {
             }
             None => None,
         };
+        let username = v.get("REDIS_USERNAME").map(str::to_owned);
+        if username.is_some() && password.is_none() {
+            // The client sends no AUTH without a password: the user would be silently ignored.
+            return Err(err(
+                "REDIS_PASSWORD_FILE",
+                "required with PHOTO_GATEWAY_REDIS_USERNAME (an ACL user logs in with a password)",
+            ));
+        }
         let required =
             |key: &str, value: Option<&str>, what: &str| -> Result<PathBuf, ConfigError> {
                 file(key, value)?.ok_or_else(|| {
@@ -143,7 +156,7 @@ impl RedisConfig {
         Ok(Some(RedisConfig {
             url,
             ca_bundle_file,
-            username: v.get("REDIS_USERNAME").map(str::to_owned),
+            username,
             password,
             timeout: Duration::from_millis(timeout_ms),
             expected_replicas,
@@ -153,6 +166,25 @@ impl RedisConfig {
             lease,
         }))
     }
+}
+
+/// How many PEM certificates the bundle holds (at least one, or why not).
+fn ca_bundle_certificates(path: &std::path::Path) -> Result<usize, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    // Added to a trust store as the TLS client will: a certificate it cannot parse is refused.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{path:?} is not a PEM bundle: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{path:?} holds a certificate that cannot be used: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{path:?} holds no PEM certificate"));
+    }
+    Ok(roots.len())
 }
 
 /// One key that seals cached tokens.
@@ -334,5 +366,49 @@ mod tests {
             Config::from_vars(v).unwrap_err().var,
             "PHOTO_GATEWAY_REDIS_HMAC_KEY_FILE"
         );
+        // A user without a password would be silently ignored by the client.
+        let mut v = base(&d);
+        v.push(("PHOTO_GATEWAY_REDIS_USERNAME".into(), "gateway".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().var,
+            "PHOTO_GATEWAY_REDIS_PASSWORD_FILE"
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_a_certificate() {
+        let d = dir("ca");
+        let cert = rcgen::generate_simple_self_signed(vec!["redis.example".into()]).unwrap();
+        let pem = d.join("ca.pem");
+        std::fs::write(&pem, cert.cert.pem()).unwrap();
+        let der = d.join("ca.der");
+        std::fs::write(&der, cert.cert.der()).unwrap();
+        let empty = d.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let broken = d.join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let with = |path: &std::path::Path| {
+            let mut v = base(&d);
+            v.retain(|(k, _)| k != "PHOTO_GATEWAY_REDIS_URL");
+            v.push((
+                "PHOTO_GATEWAY_REDIS_URL".into(),
+                "rediss://redis.example:6380".into(),
+            ));
+            v.push((
+                "PHOTO_GATEWAY_REDIS_CA_BUNDLE_FILE".into(),
+                path.display().to_string(),
+            ));
+            Config::from_vars(v)
+        };
+        let ok = with(&pem).unwrap().redis.unwrap();
+        assert_eq!(ok.ca_bundle_file.as_deref(), Some(pem.as_path()));
+        for bad in [&der, &empty, &broken] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.var, "PHOTO_GATEWAY_REDIS_CA_BUNDLE_FILE", "{bad:?}: {e}");
+        }
     }
 }

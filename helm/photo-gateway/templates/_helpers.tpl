@@ -202,6 +202,21 @@ imagePullSecrets:
 {{- end -}}
 {{- end -}}
 
+{{/* The port redis.url names, or "" when it names none. */}}
+{{- define "photo-gateway.redisUrlPort" -}}
+{{- regexFind ":[0-9]+$" (urlParse (toString .Values.redis.url)).host | trimPrefix ":" -}}
+{{- end -}}
+
+{{/* The port egress to Redis is open on: redis.networkPolicy.port, else the URL's, else 6379. */}}
+{{- define "photo-gateway.redisPort" -}}
+{{- $explicit := int .Values.redis.networkPolicy.port -}}
+{{- if $explicit -}}
+{{- $explicit -}}
+{{- else -}}
+{{- include "photo-gateway.redisUrlPort" . | default "6379" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Cross-field checks that a JSON schema cannot express well. */}}
 {{- define "photo-gateway.validate" -}}
 {{- $c := .Values.credentials -}}
@@ -210,6 +225,13 @@ imagePullSecrets:
 {{- end -}}
 {{- if and .Values.redis.enabled .Values.redis.caBundle.existingConfigMap (not (hasPrefix "rediss://" (toString .Values.redis.url))) -}}
 {{- fail "redis.caBundle is for a rediss:// (TLS) redis.url: the gateway refuses a CA bundle with a plain redis:// URL" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled .Values.redis.username (not .Values.redis.secretKeys.password) -}}
+{{- fail "redis.username needs redis.secretKeys.password: an ACL user logs in with a password, and the gateway refuses a user without one" -}}
+{{- end -}}
+{{- $urlPort := include "photo-gateway.redisUrlPort" . -}}
+{{- if and .Values.redis.enabled (int .Values.redis.networkPolicy.port) $urlPort (ne (toString (int .Values.redis.networkPolicy.port)) $urlPort) -}}
+{{- fail (printf "redis.networkPolicy.port (%d) differs from redis.url's port (%s): egress would be closed to Redis; set 0 to follow the URL" (int .Values.redis.networkPolicy.port) $urlPort) -}}
 {{- end -}}
 {{- if and .Values.workloadIdentity.enabled (not (include "photo-gateway.workloadIdentityClientId" .)) -}}
 {{- fail "workloadIdentity.enabled needs workloadIdentity.clientId or config.clientId" -}}
