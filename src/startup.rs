@@ -231,7 +231,11 @@ impl Application {
 
         let (metrics_server, metrics_port) = match config.server.metrics_addr {
             Some(addr) => {
-                let (s, p) = metrics::server::start(addr)?;
+                let (s, p) = metrics::server::start(addr).map_err(|source| StartupError::Bind {
+                    var: "PHOTO_GATEWAY_METRICS_ADDR",
+                    addr,
+                    source,
+                })?;
                 (Some(s), Some(p))
             }
             None => (None, None),

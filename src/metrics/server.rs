@@ -6,17 +6,10 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-use crate::startup::StartupError;
-
-/// Binds and starts the metrics server; returns it and its port.
-pub fn start(addr: SocketAddr) -> Result<(Server, u16), StartupError> {
+/// Binds and starts the metrics server; returns it and its port, or why it could not bind.
+pub fn start(addr: SocketAddr) -> std::io::Result<(Server, u16)> {
     super::install();
-    let bind_err = |source| StartupError::Bind {
-        var: "PHOTO_GATEWAY_METRICS_ADDR",
-        addr,
-        source,
-    };
-    let listener = TcpListener::bind(addr).map_err(bind_err)?;
+    let listener = TcpListener::bind(addr)?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let server = HttpServer::new(|| {
         App::new().route(
@@ -30,8 +23,7 @@ pub fn start(addr: SocketAddr) -> Result<(Server, u16), StartupError> {
     })
     .disable_signals()
     .workers(1)
-    .listen(listener)
-    .map_err(bind_err)?
+    .listen(listener)?
     .run();
     Ok((server, port))
 }
