@@ -4,7 +4,9 @@
 
 use photo_gateway_emulators::roles::{PLAIN_USER_ID, PLAIN_USER_UPN};
 
-use crate::support::{DEMO, ME, MEGAN, TestApp, jpeg, spawn_app, user_photo};
+use crate::support::{
+    DEMO, ME, MEGAN, TestApp, assert_insufficient_scope, jpeg, spawn_app, user_photo,
+};
 
 #[tokio::test]
 async fn a_plain_users_write_of_another_users_photo_is_graphs_403() {
@@ -32,13 +34,7 @@ async fn a_plain_users_write_of_another_users_photo_is_graphs_403() {
             "{path}: {body}"
         );
         // A 403 is an RFC 6750 authorization failure, whoever refused.
-        assert!(
-            headers["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Bearer realm=\"photo-gateway\", error=\"insufficient_scope\""),
-            "{headers:?}"
-        );
+        assert_insufficient_scope(&headers);
         assert_eq!(body["upstream"], "graph", "{body}");
         assert_eq!(
             body["graphError"]["code"], "Authorization_RequestDenied",

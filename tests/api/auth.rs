@@ -6,7 +6,9 @@ use photo_gateway_emulators::CallerTokenSpec;
 use serde_json::json;
 
 use crate::support::jwt::{b64, claims, header, now, rs256, sign_hmac};
-use crate::support::{DEMO, ME, MEGAN, TestApp, jpeg, spawn_app, spawn_app_with};
+use crate::support::{
+    DEMO, ME, MEGAN, TestApp, assert_insufficient_scope, jpeg, spawn_app, spawn_app_with,
+};
 
 async fn expect_refused(
     app: &TestApp,
@@ -191,13 +193,7 @@ async fn scope_app_only_and_caller_refusals_are_403() {
         (status, body["code"].as_str()),
         (403, Some("caller-not-allowed"))
     );
-    assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer realm=\"photo-gateway\", error=\"insufficient_scope\""),
-        "{headers:?}"
-    );
+    assert_insufficient_scope(&headers);
 
     assert!(app.emus.graph.requests().is_empty());
     assert_eq!(app.emus.entra.counters().token_requests, 0);

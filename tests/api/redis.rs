@@ -807,23 +807,35 @@ async fn a_write_on_one_replica_drops_the_read_cache_entry_on_the_others() {
     );
 }
 
+/// A redis-server whose gateway user has `rule` applied (`ACL SETUSER`), and a connection to it.
+async fn redis_whose_user_lacks(rule: &str) -> (RedisServer, redis::aio::MultiplexedConnection) {
+    let redis = RedisServer::start().await;
+    let mut conn = redis.connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(REDIS_USER)
+        .arg(rule)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    (redis, conn)
+}
+
+/// A free port for a replica's metrics listener, and its address.
+fn metrics_listener() -> (String, String) {
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    (port, addr)
+}
+
 /// An ACL user without the invalidation channel (Redis 7 grants none unless told): the replica
 /// cannot hear the others' changes, so it caches nothing and says so, and Redis stays up for
 /// everything else.
 #[tokio::test]
 async fn a_replica_that_cannot_subscribe_caches_nothing_and_says_so() {
     let emus = emulators(0).await;
-    let redis = RedisServer::start().await;
-    let mut conn = redis.connection().await.unwrap();
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(REDIS_USER)
-        .arg("resetchannels")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    let port = free_port().to_string();
-    let addr = format!("127.0.0.1:{port}");
+    let (redis, _conn) = redis_whose_user_lacks("resetchannels").await;
+    let (port, addr) = metrics_listener();
     let vars = env(&redis, &[("PHOTO_GATEWAY_METRICS_ADDR", &addr)]);
     let a = replica(&emus, &vars, None).await;
     let client = reqwest::Client::new();
@@ -881,17 +893,8 @@ async fn a_replica_that_cannot_subscribe_caches_nothing_and_says_so() {
 #[tokio::test]
 async fn a_refused_command_is_not_redis_down() {
     let emus = emulators(0).await;
-    let redis = RedisServer::start().await;
-    let mut conn = redis.connection().await.unwrap();
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(REDIS_USER)
-        .arg("-publish")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    let port = free_port().to_string();
-    let addr = format!("127.0.0.1:{port}");
+    let (redis, mut conn) = redis_whose_user_lacks("-publish").await;
+    let (port, addr) = metrics_listener();
     let a = replica(&emus, &env(&redis, &[]), None).await;
     let b = replica(
         &emus,

@@ -312,3 +312,15 @@ impl TestApp {
         (status, headers, body)
     }
 }
+
+/// A 403's challenge: RFC 6750's `insufficient_scope`, whoever refused.
+pub fn assert_insufficient_scope(headers: &reqwest::header::HeaderMap) {
+    let challenge = headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer realm=\"photo-gateway\", error=\"insufficient_scope\""),
+        "{headers:?}"
+    );
+}

@@ -12,8 +12,8 @@ pub mod jwt;
 pub mod raw_http;
 
 pub use app::{
-    PASSTHROUGH_ENV, TestApp, captured_logs, spawn_app, spawn_app_with, spawn_gateway,
-    start_gateway,
+    PASSTHROUGH_ENV, TestApp, assert_insufficient_scope, captured_logs, spawn_app, spawn_app_with,
+    spawn_gateway, start_gateway,
 };
 pub use bodies::{
     JPEG_MIN_LEN, MULTIPART_BOUNDARY, PHOTO_LIMIT, Part, jpeg, multipart_body, sha256_hex,
