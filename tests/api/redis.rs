@@ -821,6 +821,17 @@ async fn redis_whose_user_lacks(rule: &str) -> (RedisServer, redis::aio::Multipl
     (redis, conn)
 }
 
+/// Reads the caller's photo through `g`: 200.
+async fn read_my_photo(client: &reqwest::Client, g: &GatewayProcess, token: &str) {
+    let r = client
+        .get(format!("{}{ME}", g.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// A free port for a replica's metrics listener, and its address.
 fn metrics_listener() -> (String, String) {
     let port = free_port().to_string();
@@ -862,13 +873,7 @@ async fn a_replica_that_cannot_subscribe_caches_nothing_and_says_so() {
     assert!(emus.graph.set_photo(&store, &jpeg(700, 1), "image/jpeg"));
     let token = emus.caller_token(&CallerTokenSpec::for_user(DEMO));
     for _ in 0..3 {
-        let r = client
-            .get(format!("{}{ME}", a.base()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        read_my_photo(&client, &a, &token).await;
     }
     let gets = emus.graph.counters().by_method.get("GET").copied();
     assert_eq!(gets, Some(3), "every read asked Graph: nothing was cached");
@@ -920,13 +925,7 @@ async fn a_refused_command_is_not_redis_down() {
             break;
         }
         assert!(Instant::now() < deadline, "A never marked what it read");
-        let r = client
-            .get(format!("{}{ME}", a.base()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        read_my_photo(&client, &a, &token).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // B's write announces it: the script's PUBLISH is refused.
