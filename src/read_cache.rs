@@ -179,13 +179,6 @@ impl ReadCache {
         self.cache.is_some()
     }
 
-    fn key(tenant: &str, target: &str, size: Option<u32>) -> Key {
-        Key {
-            id: TargetId::of(tenant, target),
-            size,
-        }
-    }
-
     fn changes_of(&self, id: TargetId) -> &AtomicU64 {
         let slot = usize::from(u16::from_le_bytes([id.0[0], id.0[1]])) % CHANGE_SLOTS;
         &self.changes[slot]
@@ -201,15 +194,10 @@ impl ReadCache {
         }
     }
 
-    /// The cached photo, fresh or stale (see [`ReadCache::is_fresh`]).
-    pub async fn get(
-        &self,
-        tenant: &str,
-        target: &str,
-        size: Option<u32>,
-    ) -> Option<Arc<CachedPhoto>> {
+    /// The cached photo, fresh or stale (see [`ReadCache::is_fresh`]), of the read `read`.
+    pub async fn get(&self, read: &ReadStart, size: Option<u32>) -> Option<Arc<CachedPhoto>> {
         let cache = self.cache.as_ref()?;
-        cache.get(&Self::key(tenant, target, size)).await
+        cache.get(&Key { id: read.id, size }).await
     }
 
     /// True while `photo` may be served without asking Graph.
@@ -295,11 +283,15 @@ mod tests {
         c.put(&c.begin_read("t", "/users/b"), None, photo(10)).await;
         c.put(&c.begin_read("u", "/users/a"), None, photo(10)).await;
         c.invalidate("T", "/users/a").await;
-        assert!(c.get("t", "/users/a", None).await.is_none());
-        assert!(c.get("t", "/users/a", Some(96)).await.is_none());
-        assert!(c.get("t", "/users/b", None).await.is_some());
+        assert!(c.get(&c.begin_read("t", "/users/a"), None).await.is_none());
         assert!(
-            c.get("u", "/users/a", None).await.is_some(),
+            c.get(&c.begin_read("t", "/users/a"), Some(96))
+                .await
+                .is_none()
+        );
+        assert!(c.get(&c.begin_read("t", "/users/b"), None).await.is_some());
+        assert!(
+            c.get(&c.begin_read("u", "/users/a"), None).await.is_some(),
             "another tenant"
         );
     }
@@ -312,11 +304,11 @@ mod tests {
         // The write's invalidation lands while Graph's answer (the old photo) is on its way.
         c.invalidate("t", "/users/a").await;
         assert!(!c.put(&before, None, photo(10)).await);
-        assert!(c.get("t", "/users/a", None).await.is_none());
+        assert!(c.get(&c.begin_read("t", "/users/a"), None).await.is_none());
         // Another target's read is not disturbed, nor is a read that began after the change.
         assert!(c.put(&other, None, photo(10)).await);
         assert!(c.put(&c.begin_read("t", "/users/a"), None, photo(10)).await);
-        assert!(c.get("t", "/users/a", None).await.is_some());
+        assert!(c.get(&c.begin_read("t", "/users/a"), None).await.is_some());
         // Losing the channel forgets everything, reads in flight included.
         let in_flight = c.begin_read("t", "/users/c");
         c.flush();
@@ -367,7 +359,7 @@ mod tests {
     async fn off_holds_nothing_and_etags_match_weakly_in_lists() {
         let c = ReadCache::new(0, Duration::from_secs(60));
         c.put(&c.begin_read("t", "/users/a"), None, photo(10)).await;
-        assert!(c.get("t", "/users/a", None).await.is_none());
+        assert!(c.get(&c.begin_read("t", "/users/a"), None).await.is_none());
         let p = CachedPhoto::new(
             Bytes::from_static(b"x"),
             "image/jpeg".into(),

@@ -132,7 +132,7 @@ impl PhotoService {
             .await;
         let tenant = r.caller.tenant_id.as_str();
         let read_start = self.read_cache.begin_read(tenant, &key);
-        let cached = self.read_cache.get(tenant, &key, size).await;
+        let cached = self.read_cache.get(&read_start, size).await;
         if let Some(c) = cached.as_ref().filter(|c| self.read_cache.is_fresh(c)) {
             metrics::read_cache("hit");
             return Ok(answer(c.clone(), r.if_none_match));
