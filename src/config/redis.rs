@@ -82,7 +82,7 @@ impl RedisConfig {
             }
             // Checked here: a bundle that trusts nothing would fail every handshake later, and
             // the tier would only ever look down.
-            ca_bundle_certificates(path).map_err(|m| err("REDIS_CA_BUNDLE_FILE", m))?;
+            check_ca_bundle(path).map_err(|m| err("REDIS_CA_BUNDLE_FILE", m))?;
         }
         let password = match file("REDIS_PASSWORD_FILE", v.get("REDIS_PASSWORD_FILE"))? {
             Some(p) => {
@@ -168,8 +168,9 @@ impl RedisConfig {
     }
 }
 
-/// How many PEM certificates the bundle holds (at least one, or why not).
-fn ca_bundle_certificates(path: &std::path::Path) -> Result<usize, String> {
+/// Why the bundle cannot serve as the TLS client's trust store, if it cannot: at least one PEM
+/// certificate, every one usable.
+fn check_ca_bundle(path: &std::path::Path) -> Result<(), String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
@@ -184,7 +185,7 @@ fn ca_bundle_certificates(path: &std::path::Path) -> Result<usize, String> {
     if roots.is_empty() {
         return Err(format!("{path:?} holds no PEM certificate"));
     }
-    Ok(roots.len())
+    Ok(())
 }
 
 /// One key that seals cached tokens.
